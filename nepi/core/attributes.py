@@ -1,0 +1,252 @@
+"""Typed, flagged attributes and the maps that hold them (NEPI 2 semantics, checked values)."""
+
+from typing import Any, Callable, Dict, List, Optional
+
+from nepi.errors import AttributeValueError
+from nepi.util.netrefs import is_single_netref
+
+
+def _parse_bool(x) -> bool:
+    return str(x).lower() in ("1", "on", "yes", "true")
+
+
+class Attribute:
+    STRING = "STRING"
+    BOOL = "BOOL"
+    ENUM = "ENUM"
+    DOUBLE = "DOUBLE"
+    INTEGER = "INTEGER"
+
+    types = [STRING, BOOL, ENUM, DOUBLE, INTEGER]
+
+    type_parsers = {
+        STRING: str,
+        BOOL: _parse_bool,
+        ENUM: str,
+        DOUBLE: float,
+        INTEGER: int,
+    }
+
+    NoFlags = 0x00
+    DesignReadOnly = 0x01
+    DesignInvisible = 0x02
+    ExecReadOnly = 0x04
+    ExecInvisible = 0x08
+    ExecImmutable = 0x10
+    NoDefaultValue = 0x20
+    Metadata = 0x40
+
+    def __init__(self, name: str, help: str, type: str, value: Any = None,
+                 range: Optional[tuple] = None, allowed: Optional[list] = None,
+                 flags: Optional[int] = None,
+                 validation_function: Optional[Callable] = None,
+                 category: Optional[str] = None) -> None:
+        if type not in Attribute.types:
+            raise AttributeError("invalid type %s " % type)
+        self._name = name
+        self._help = help
+        self._type = type
+        self._value = value
+        self._range = range
+        self._allowed = allowed
+        self._flags = flags if flags is not None else Attribute.NoFlags
+        self._validation_function = validation_function
+        self._category = category
+        self._modified = False
+
+    name = property(lambda self: self._name)
+    help = property(lambda self: self._help)
+    type = property(lambda self: self._type)
+    range = property(lambda self: self._range)
+    allowed = property(lambda self: self._allowed)
+    flags = property(lambda self: self._flags)
+    validation_function = property(lambda self: self._validation_function)
+    category = property(lambda self: self._category)
+    modified = property(lambda self: self._modified)
+
+    def has_flag(self, flag: int) -> bool:
+        return (self._flags & flag) == flag
+
+    is_design_invisible = property(lambda self: self.has_flag(Attribute.DesignInvisible))
+    is_design_read_only = property(lambda self: self.has_flag(Attribute.DesignReadOnly))
+    is_exec_invisible = property(lambda self: self.has_flag(Attribute.ExecInvisible))
+    is_exec_read_only = property(lambda self: self.has_flag(Attribute.ExecReadOnly))
+    is_exec_immutable = property(lambda self: self.has_flag(Attribute.ExecImmutable))
+    is_metadata = property(lambda self: self.has_flag(Attribute.Metadata))
+    has_no_default_value = property(lambda self: self.has_flag(Attribute.NoDefaultValue))
+
+    def get_value(self) -> Any:
+        return self._value
+
+    def set_value(self, value: Any) -> None:
+        value = self.coerce(value)
+        problem = self.check_value(value)
+        if problem:
+            raise AttributeValueError("Invalid value %r for attribute %s: %s"
+                                      % (value, self._name, problem))
+        self._value = value
+        self._modified = True
+
+    value = property(get_value, set_value)
+
+    def coerce(self, value: Any) -> Any:
+        """Widen an int to float for DOUBLE attributes; nothing else is converted."""
+        if self._type == Attribute.DOUBLE and isinstance(value, int) \
+                and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def is_valid_value(self, value: Any) -> bool:
+        return self.check_value(self.coerce(value)) is None
+
+    def check_value(self, value: Any) -> Optional[str]:
+        """None if valid, else what was expected. A lone netref is valid for any type."""
+        from nepi.util.validation import expectation
+        if is_single_netref(value):
+            return None
+        expected = "expected " + expectation(self)
+        if not self._type_matches(value):
+            return expected
+        if self._range:
+            try:
+                if not (self._range[0] <= value <= self._range[1]):
+                    return expected
+            except TypeError:
+                return expected
+        if self._allowed and value not in self._allowed:
+            return expected
+        if self._validation_function is not None:
+            try:
+                ok = self._validation_function(self, value)
+            except Exception:
+                ok = False
+            if not ok:
+                return expected
+        return None
+
+    def _type_matches(self, value: Any) -> bool:
+        t = self._type
+        if t in (Attribute.STRING, Attribute.ENUM):
+            return isinstance(value, str) or (value is None and self._validation_function is None)
+        if t == Attribute.BOOL:
+            return isinstance(value, bool)
+        if t == Attribute.INTEGER:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if t == Attribute.DOUBLE:
+            return isinstance(value, float)
+        return False
+
+    def copy(self, value: Any = None, modified: bool = False) -> "Attribute":
+        attr = Attribute(self._name, self._help, self._type, value, self._range,
+                         self._allowed, self._flags, self._validation_function,
+                         self._category)
+        attr._modified = modified
+        return attr
+
+
+class AttributesMap:
+    """An ordered set of attributes (declaration order), with NEPI 2's accessors."""
+
+    def __init__(self) -> None:
+        self._attributes: Dict[str, Attribute] = {}
+
+    @property
+    def attributes(self) -> List[Attribute]:
+        return list(self._attributes.values())
+
+    def _attributes_owner(self) -> str:
+        """How error messages name the holder of these attributes."""
+        return type(self).__name__
+
+    def get_attribute_list(self, filter_flags: Optional[int] = None,
+                           exclude: bool = False) -> List[str]:
+        if filter_flags is None:
+            return list(self._attributes)
+        return [name for name, attr in self._attributes.items()
+                if attr.has_flag(filter_flags) != exclude]
+
+    def _get(self, name: str) -> Attribute:
+        try:
+            return self._attributes[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def set_attribute_value(self, name: str, value: Any) -> None:
+        if name not in self._attributes:
+            raise KeyError("%s has no attribute %r (known: %s)"
+                           % (self._attributes_owner(), name,
+                              ", ".join(sorted(self._attributes)) or "none"))
+        try:
+            self._attributes[name].set_value(value)
+        except AttributeValueError as e:
+            raise AttributeValueError("%s: %s" % (self._attributes_owner(), e)) from None
+
+    def get_attribute_value(self, name: str) -> Any:
+        return self._get(name).value
+
+    def get_attribute_help(self, name: str) -> str:
+        return self._get(name).help
+
+    def get_attribute_type(self, name: str) -> str:
+        return self._get(name).type
+
+    def get_attribute_range(self, name: str) -> tuple:
+        return self._get(name).range or (None, None)
+
+    def get_attribute_allowed(self, name: str) -> Optional[list]:
+        return self._get(name).allowed
+
+    def get_attribute_category(self, name: str) -> Optional[str]:
+        return self._get(name).category
+
+    def is_attribute_design_invisible(self, name: str) -> bool:
+        return self._get(name).is_design_invisible
+
+    def is_attribute_design_read_only(self, name: str) -> bool:
+        return self._get(name).is_design_read_only
+
+    def is_attribute_exec_invisible(self, name: str) -> bool:
+        return self._get(name).is_exec_invisible
+
+    def is_attribute_exec_read_only(self, name: str) -> bool:
+        return self._get(name).is_exec_read_only
+
+    def is_attribute_exec_immutable(self, name: str) -> bool:
+        return self._get(name).is_exec_immutable
+
+    def is_attribute_metadata(self, name: str) -> bool:
+        return self._get(name).is_metadata
+
+    def has_attribute_no_default_value(self, name: str) -> bool:
+        return self._get(name).has_no_default_value
+
+    def is_attribute_modified(self, name: str) -> bool:
+        return self._get(name).modified
+
+    def is_attribute_value_valid(self, name: str, value: Any) -> bool:
+        return self._get(name).is_valid_value(value)
+
+    def add_attribute(self, name: str, help: str, type: str, value: Any = None,
+                      range: Optional[tuple] = None, allowed: Optional[list] = None,
+                      flags: int = Attribute.NoFlags,
+                      validation_function: Optional[Callable] = None,
+                      category: Optional[str] = None) -> None:
+        if name in self._attributes:
+            raise AttributeError("Attribute %s already exists" % name)
+        self._attributes[name] = Attribute(name, help, type, value, range, allowed,
+                                           flags, validation_function, category)
+
+    def _add_attribute_object(self, attr: Attribute) -> None:
+        self._attributes[attr.name] = attr
+
+    def get_attribute(self, name: str) -> Attribute:
+        return self._get(name)
+
+    def del_attribute(self, name: str) -> None:
+        del self._attributes[name]
+
+    def has_attribute(self, name: str) -> bool:
+        return name in self._attributes
+
+    def destroy(self) -> None:
+        self._attributes = {}

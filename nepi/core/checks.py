@@ -1,0 +1,411 @@
+"""Design validation: every problem of an ExperimentData at once, located by element.
+
+Runs before anything is loaded into objects or deployed. Problems that make the design
+impossible to build (unknown factory, bad value...) are *blocking*; the rest (a connector
+with too few connections, an unresolvable netref) still let the design load for editing.
+"""
+
+import ipaddress
+from typing import Dict, List, Optional
+
+from nepi.errors import Problem
+from nepi.util import netrefs
+from nepi.util.parser.base import ExperimentData
+
+
+class _Catalog:
+    """Metadata per testbed id, loaded once per check."""
+
+    def __init__(self) -> None:
+        self._providers: Dict[str, object] = {}
+        self._errors: Dict[str, str] = {}
+        self._testbed_attrs: Dict[str, object] = {}
+
+    def provider(self, testbed_id: str):
+        from nepi.core.design import FactoriesProvider
+        from nepi.core.metadata import Metadata
+        if testbed_id in self._errors:
+            return None
+        if testbed_id not in self._providers:
+            try:
+                self._providers[testbed_id] = FactoriesProvider(testbed_id)
+                self._testbed_attrs[testbed_id] = Metadata(testbed_id).testbed_attributes()
+            except Exception as e:  # an unknown or broken testbed is a design problem
+                self._errors[testbed_id] = str(e)
+                return None
+        return self._providers[testbed_id]
+
+    def error(self, testbed_id: str) -> str:
+        return self._errors.get(testbed_id, "")
+
+    def testbed_attributes(self, testbed_id: str):
+        return self._testbed_attrs[testbed_id]
+
+
+def _ip_family(text: str) -> Optional[int]:
+    try:
+        return ipaddress.ip_address(text).version
+    except (ValueError, TypeError):
+        return None
+
+
+class _Checker:
+    def __init__(self, data: ExperimentData) -> None:
+        self.data = data
+        self.problems: List[Problem] = []
+        self.catalog = _Catalog()
+        self.factories: Dict[int, object] = {}     # box guid -> Factory (when known)
+        self.testbed_ids: Dict[int, str] = {}
+        self.labels: Dict[str, int] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def label_of(self, guid: int) -> Optional[str]:
+        value = self.data.get_attribute_data(guid, "label")
+        return value if isinstance(value, str) else None
+
+    def add(self, guid: Optional[int], message: str, attribute: Optional[str] = None,
+            blocking: bool = True) -> None:
+        factory_id = testbed = None
+        if guid is not None and guid in self.data.data:
+            if self.data.is_box_data(guid):
+                tb_guid, factory_id = self.data.get_box_data(guid)
+                tb_id = self.testbed_ids.get(tb_guid)
+                testbed = "%s %s" % (tb_guid, tb_id) if tb_id else str(tb_guid)
+            else:
+                testbed = None
+        line = self.data.lines.get(guid) if guid is not None else None
+        if line:
+            message = "%s (line %d)" % (message, line)
+        self.problems.append(Problem(message, guid, self.label_of(guid) if guid in
+                                     self.data.data else None, factory_id, testbed,
+                                     attribute, blocking))
+
+    # -- the checks ---------------------------------------------------------------------
+
+    def run(self) -> List[Problem]:
+        data = self.data
+        for guid in data.testbed_guids():
+            self.check_testbed(guid)
+        for guid in data.box_guids():
+            self.check_box(guid)
+        for guid in data.sorted_guids():
+            if not data.is_testbed_data(guid) and not data.is_box_data(guid):
+                self.add(guid, "entry is neither a testbed nor an element")
+        self.check_labels()
+        for guid in data.box_guids():
+            self.check_connections(guid)
+        self.check_netrefs()
+        return self.problems
+
+    def check_testbed(self, guid: int) -> None:
+        testbed_id, version = self.data.get_testbed_data(guid)
+        self.testbed_ids[guid] = testbed_id
+        provider = self.catalog.provider(testbed_id)
+        if provider is None:
+            self.add(guid, "cannot load testbed %r: %s" % (testbed_id,
+                                                           self.catalog.error(testbed_id)))
+            return
+        if provider.testbed_version != version:
+            self.add(guid, "Bad testbed version on testbed %s. Asked for %s, got %s"
+                     % (testbed_id, version, provider.testbed_version))
+        amap = self.catalog.testbed_attributes(testbed_id)
+        for name, value in self.data.get_attribute_data(guid):
+            self.check_value(guid, amap, name, value, "testbed %s" % testbed_id)
+
+    def check_value(self, guid, amap, name, value, owner) -> None:
+        if not amap.has_attribute(name):
+            self.add(guid, "unknown attribute %r for %s (known: %s)"
+                     % (name, owner, ", ".join(sorted(amap.get_attribute_list()))), name)
+            return
+        if value is None:
+            return
+        attr = amap.get_attribute(name)
+        problem = attr.check_value(attr.coerce(value))
+        if problem:
+            self.add(guid, "invalid value %r: %s" % (value, problem), name)
+
+    def check_box(self, guid: int) -> None:
+        data = self.data
+        testbed_guid, factory_id = data.get_box_data(guid)
+        if not data.is_testbed_data(testbed_guid):
+            self.add(guid, "belongs to testbed %r, which does not exist" % (testbed_guid,))
+            return
+        provider = self.catalog.provider(self.testbed_ids[testbed_guid])
+        if provider is None:
+            return  # already reported on the testbed
+        if not provider.has_factory(factory_id):
+            self.add(guid, "unknown factory %r in testbed %s (known: %s)"
+                     % (factory_id, provider.testbed_id,
+                        ", ".join(sorted(f.factory_id for f in provider.factories))))
+            return
+        factory = provider.factory(factory_id)
+        self.factories[guid] = factory
+        fattrs = dict(data.get_factory_attribute_data(guid))
+        for name, value in fattrs.items():
+            self.check_value(guid, factory, name, value, "factory %s (factory attribute)"
+                             % factory_id)
+        for name, value in data.get_attribute_data(guid):
+            self.check_value(guid, factory.box_attributes, name, value, "factory %s"
+                             % factory_id)
+            if factory.box_attributes.has_attribute(name) and value is not None \
+                    and factory.box_attributes.is_attribute_design_read_only(name):
+                expected = fattrs.get(name, factory.get_attribute_value(name)
+                                      if factory.has_attribute(name)
+                                      else factory.box_attributes.get_attribute_value(name))
+                if value != expected:
+                    self.add(guid, "read-only attribute set to %r (it must stay %r)"
+                             % (value, expected), name)
+        for trace in data.get_trace_data(guid):
+            if trace not in factory.traces_list:
+                self.add(guid, "unknown trace %r (factory %s has: %s)"
+                         % (trace, factory_id, ", ".join(factory.traces_list) or "none"),
+                         trace)
+        self.check_addresses(guid, factory, fattrs)
+        self.check_routes(guid, factory)
+
+    def check_addresses(self, guid, factory, fattrs) -> None:
+        addresses = self.data.get_address_data(guid)
+        if not addresses:
+            return
+        if not factory.allow_addresses:
+            self.add(guid, "factory %s does not accept addresses" % factory.factory_id,
+                     "addresses")
+            return
+        maximum = self.data.get_attribute_data(guid, "maxAddresses",
+                                               fattrs.get("maxAddresses"))
+        if isinstance(maximum, int) and len(addresses) > maximum:
+            self.add(guid, "%d addresses given, at most %d allowed"
+                     % (len(addresses), maximum), "addresses")
+        for i, (address, prefix, broadcast) in enumerate(addresses):
+            where = "address #%d" % i
+            family = None
+            if address is None:
+                self.add(guid, "%s has no Address" % where, "Address", blocking=False)
+            elif not netrefs.is_single_netref(address):
+                family = _ip_family(address)
+                if family is None:
+                    self.add(guid, "%s: %r is not an IP address" % (where, address), "Address")
+            if prefix is None or not isinstance(prefix, int) or isinstance(prefix, bool):
+                self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
+                         "NetPrefix")
+            else:
+                limit = 32 if family == 4 else 128
+                if not 0 <= prefix <= limit:
+                    self.add(guid, "%s: NetPrefix %d out of range [0, %d]"
+                             % (where, prefix, limit), "NetPrefix")
+            if broadcast is not None and _ip_family(broadcast) != 4:
+                self.add(guid, "%s: Broadcast %r is not an IPv4 address" % (where, broadcast),
+                         "Broadcast")
+
+    def check_routes(self, guid, factory) -> None:
+        routes = self.data.get_route_data(guid)
+        if not routes:
+            return
+        if not factory.allow_routes:
+            self.add(guid, "factory %s does not accept routes" % factory.factory_id, "routes")
+            return
+        for i, (dest, prefix, nexthop, metric, device) in enumerate(routes):
+            where = "route #%d" % i
+            family = None
+            if dest is None:
+                self.add(guid, "%s has no Destination" % where, "Destination")
+            elif not netrefs.is_single_netref(dest):
+                family = _ip_family(dest)
+                if family is None:
+                    self.add(guid, "%s: Destination %r is not an IP address" % (where, dest),
+                             "Destination")
+            if not isinstance(prefix, int) or isinstance(prefix, bool):
+                self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
+                         "NetPrefix")
+            else:
+                limit = 32 if family == 4 else 128
+                if not 0 <= prefix <= limit:
+                    self.add(guid, "%s: NetPrefix %d out of range [0, %d]"
+                             % (where, prefix, limit), "NetPrefix")
+                elif family is not None:
+                    try:
+                        ipaddress.ip_network("%s/%d" % (dest, prefix))
+                    except ValueError:
+                        self.add(guid, "%s: %s/%d has host bits set (did you mean %s?)"
+                                 % (where, dest, prefix,
+                                    ipaddress.ip_network("%s/%d" % (dest, prefix),
+                                                         strict=False)), "Destination")
+            if nexthop is not None and not netrefs.is_single_netref(nexthop) \
+                    and _ip_family(nexthop) is None:
+                self.add(guid, "%s: NextHop %r is not an IP address" % (where, nexthop),
+                         "NextHop")
+            if not isinstance(metric, int) or isinstance(metric, bool) or metric < 0:
+                self.add(guid, "%s: Metric %r is not a non-negative integer"
+                         % (where, metric), "Metric")
+
+    def check_labels(self) -> None:
+        for guid in self.data.sorted_guids():
+            label = self.label_of(guid)
+            if label is None:
+                continue
+            if label in self.labels:
+                self.add(guid, "Label %r is not unique (also used by guid %d)"
+                         % (label, self.labels[label]), "label")
+            else:
+                self.labels[label] = guid
+
+    def check_connections(self, guid: int) -> None:
+        factory = self.factories.get(guid)
+        if factory is None:
+            return
+        data = self.data
+        counts: Dict[str, int] = {}
+        for (connector, other_guid, other_connector) in data.get_connection_data(guid):
+            where = "connection %s -> %s.%s" % (connector, other_guid, other_connector)
+            names = [ct.name for ct in factory.connector_types]
+            if connector not in names:
+                self.add(guid, "%s: factory %s has no connector %r (has: %s)"
+                         % (where, factory.factory_id, connector, ", ".join(names) or "none"),
+                         connector)
+                continue
+            counts[connector] = counts.get(connector, 0) + 1
+            if not data.is_box_data(other_guid):
+                self.add(guid, "%s: element %s does not exist" % (where, other_guid), connector)
+                continue
+            other = self.factories.get(other_guid)
+            if other is None:
+                continue
+            other_names = [ct.name for ct in other.connector_types]
+            if other_connector not in other_names:
+                self.add(guid, "%s: factory %s has no connector %r (has: %s)"
+                         % (where, other.factory_id, other_connector,
+                            ", ".join(other_names) or "none"), connector)
+                continue
+            if other_guid == guid:
+                self.add(guid, "%s: an element cannot be connected to itself" % where,
+                         connector)
+                continue
+            back = data.data[other_guid].get("connections", {}).get(other_connector, {})
+            if back.get(guid) != connector:
+                self.add(guid, "%s is not recorded on element %d as well (connections must "
+                         "appear on both ends)" % (where, other_guid), connector)
+            mine = factory.connector_type(connector)
+            theirs = other.connector_type(other_connector)
+            must_cross = data.get_box_data(guid)[0] != data.get_box_data(other_guid)[0]
+            if not (mine.can_connect(*theirs.connector_type_id, must_cross=must_cross)
+                    and theirs.can_connect(*mine.connector_type_id, must_cross=must_cross)):
+                self.add(guid, "%s: %s.%s may not be connected to %s.%s%s"
+                         % (where, factory.factory_id, connector, other.factory_id,
+                            other_connector,
+                            " across testbeds" if must_cross else " within one testbed"),
+                         connector)
+        for ct in factory.connector_types:
+            n = counts.get(ct.name, 0)
+            if n > ct.max:
+                self.add(guid, "connector %r has %d connections, at most %d allowed"
+                         % (ct.name, n, ct.max), ct.name)
+            elif n < ct.min:
+                self.add(guid, "connector %r has %d connection%s, at least %d required (%s)"
+                         % (ct.name, n, "" if n == 1 else "s", ct.min, ct.help),
+                         ct.name, blocking=False)
+
+    # -- netrefs ------------------------------------------------------------------------
+
+    def _values_with_netrefs(self):
+        """(guid, attribute name, value) for every string that may carry a netref."""
+        data = self.data
+        for guid in data.sorted_guids():
+            for name, value in data.get_attribute_data(guid):
+                yield guid, name, value
+            if data.is_box_data(guid):
+                for i, fields in enumerate(data.get_address_data(guid)):
+                    for n, v in zip(netrefs.ADDRESS_FIELDS, fields):
+                        yield guid, "address #%d %s" % (i, n), v
+                for i, fields in enumerate(data.get_route_data(guid)):
+                    for n, v in zip(netrefs.ROUTE_FIELDS, fields):
+                        yield guid, "route #%d %s" % (i, n), v
+
+    def resolve_label(self, ref) -> Optional[int]:
+        if ref.guid is not None:
+            return ref.guid if ref.guid in self.data.data else None
+        return self.labels.get(ref.label)
+
+    def check_netrefs(self) -> None:
+        edges: Dict[tuple, List[tuple]] = {}
+        for guid, name, value in self._values_with_netrefs():
+            bad = netrefs.malformed_netref(value)
+            if bad:
+                self.add(guid, "malformed netref %r (expected {#[label].[Attribute]#}, "
+                         "{#[label].addr[N].[Address]#}, {#[label].route[N].[NextHop]#} or "
+                         "{#[label].trace[name].[path]#})" % bad, name)
+            for ref in netrefs.find_netrefs(value):
+                target = self.resolve_label(ref)
+                if target is None:
+                    self.add(guid, "netref %s names %r, which is no element's label or guid"
+                             % (ref.text, ref.label), name, blocking=False)
+                    continue
+                problem = self.netref_target_problem(ref, target)
+                if problem:
+                    self.add(guid, "netref %s: %s" % (ref.text, problem), name,
+                             blocking=False)
+                elif ref.kind == "":
+                    edges.setdefault((guid, name), []).append((target, ref.attribute))
+        self.check_cycles(edges)
+
+    def netref_target_problem(self, ref, target: int) -> Optional[str]:
+        data = self.data
+        if data.is_testbed_data(target):
+            return "refers to a testbed; netrefs must name an element"
+        factory = self.factories.get(target)
+        if factory is None:
+            return None  # unknown factory already reported
+        if ref.kind == "":
+            if not factory.box_attributes.has_attribute(ref.attribute):
+                return "element %d (%s) has no attribute %r" % (target, factory.factory_id,
+                                                                ref.attribute)
+        elif ref.kind == "addr":
+            if not factory.has_addresses:
+                return "element %d (%s) has no addresses" % (target, factory.factory_id)
+            if ref.attribute not in netrefs.ADDRESS_FIELDS:
+                return "address field must be one of %s" % ", ".join(netrefs.ADDRESS_FIELDS)
+            if factory.allow_addresses and int(ref.index) >= len(data.get_address_data(target)):
+                return "element %d has %d address(es), no address #%s" % (
+                    target, len(data.get_address_data(target)), ref.index)
+        elif ref.kind == "route":
+            if not factory.has_routes:
+                return "element %d (%s) has no routes" % (target, factory.factory_id)
+            if ref.attribute not in netrefs.ROUTE_FIELDS:
+                return "route field must be one of %s" % ", ".join(netrefs.ROUTE_FIELDS)
+            if factory.allow_routes and int(ref.index) >= len(data.get_route_data(target)):
+                return "element %d has %d route(s), no route #%s" % (
+                    target, len(data.get_route_data(target)), ref.index)
+        elif ref.kind == "trace":
+            if ref.index not in factory.traces_list:
+                return "element %d (%s) has no trace %r" % (target, factory.factory_id,
+                                                            ref.index)
+            if ref.attribute not in netrefs.TRACE_FIELDS:
+                return "trace field must be one of %s" % ", ".join(netrefs.TRACE_FIELDS)
+        return None
+
+    def check_cycles(self, edges: Dict[tuple, List[tuple]]) -> None:
+        state: Dict[tuple, int] = {}   # 1 = on the current path, 2 = done
+        reported = set()
+
+        def visit(node, path):
+            state[node] = 1
+            for nxt in edges.get(node, []):
+                if state.get(nxt) == 1:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        self.add(nxt[0], "netrefs form a cycle: %s" % " -> ".join(
+                            "%d.%s" % n for n in cycle), nxt[1], blocking=False)
+                elif state.get(nxt) is None:
+                    visit(nxt, path + [nxt])
+            state[node] = 2
+
+        for node in list(edges):
+            if state.get(node) is None:
+                visit(node, [node])
+
+
+def check_data(data: ExperimentData) -> List[Problem]:
+    """Every problem found in ``data``; empty when the design is sound."""
+    return _Checker(data).run()

@@ -1,0 +1,86 @@
+"""nepi's exception types. Each says what is wrong in words a researcher can act on."""
+
+from typing import List, Optional
+
+
+class NepiError(Exception):
+    """Base of every error nepi raises on purpose."""
+
+
+class AttributeValueError(NepiError, ValueError):
+    """A value does not fit an attribute (type, range, allowed values or validation)."""
+
+
+class XmlFormatError(NepiError, ValueError):
+    """An experiment XML document is not something nepi can read."""
+
+    def __init__(self, message: str, line: Optional[int] = None, source: Optional[str] = None):
+        self.line = line
+        self.source = source
+        where = ""
+        if source:
+            where += source + ":"
+        if line:
+            where += "line %d:" % line
+        super().__init__((where + " " if where else "") + message)
+
+
+class Problem:
+    """One thing wrong with a design, located by element and attribute."""
+
+    def __init__(self, message: str, guid: Optional[int] = None, label: Optional[str] = None,
+                 factory_id: Optional[str] = None, testbed: Optional[str] = None,
+                 attribute: Optional[str] = None, blocking: bool = True):
+        self.message = message
+        self.guid = guid
+        self.label = label
+        self.factory_id = factory_id
+        self.testbed = testbed
+        self.attribute = attribute
+        # A blocking problem prevents even loading the design into objects.
+        self.blocking = blocking
+
+    def location(self) -> str:
+        if self.guid is None:
+            return "experiment"
+        what = "testbed" if self.factory_id is None else "element"
+        text = "%s %d" % (what, self.guid)
+        details = []
+        if self.label:
+            details.append("label %r" % self.label)
+        if self.factory_id:
+            details.append(self.factory_id)
+        if self.testbed:
+            details.append("testbed %s" % self.testbed)
+        if details:
+            text += " (" + ", ".join(details) + ")"
+        return text
+
+    def __str__(self) -> str:
+        attr = ", attribute %r" % self.attribute if self.attribute else ""
+        return "%s%s: %s" % (self.location(), attr, self.message)
+
+    def __repr__(self) -> str:
+        return "Problem(%r)" % str(self)
+
+
+class DesignError(NepiError, ValueError):
+    """A design has problems; all of them are listed, each with its element."""
+
+    def __init__(self, problems: List[Problem], headline: str = "invalid experiment design"):
+        self.problems = list(problems)
+        lines = ["%s: %d problem%s" % (headline, len(self.problems),
+                                       "" if len(self.problems) == 1 else "s")]
+        lines += ["  - " + str(p) for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class DeploymentError(NepiError, RuntimeError):
+    """Deployment failed; names the testbed, element and phase where it happened."""
+
+    def __init__(self, message: str, testbed_guid: Optional[int] = None,
+                 guid: Optional[int] = None, phase: Optional[str] = None):
+        self.testbed_guid = testbed_guid
+        self.guid = guid
+        self.phase = phase
+        super().__init__(message)

@@ -1,0 +1,2 @@
+TESTBED_ID = "mock"
+TESTBED_VERSION = "0.1"

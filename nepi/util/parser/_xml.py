@@ -1,0 +1,298 @@
+"""Design/execute XML in NEPI 2's format, read safely with lxml and written byte-stably."""
+
+from typing import Optional, Union
+
+from lxml import etree
+
+from nepi.errors import XmlFormatError
+from nepi.util.parser.base import ExperimentData, ExperimentParser
+
+MAX_XML_BYTES = 64 * 1024 * 1024
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+_CHILDREN = {
+    "experiment": {"testbeds"},
+    "testbeds": {"testbed"},
+    "testbed": {"graphical_info", "attributes", "elements"},
+    "elements": {"element"},
+    "element": {"graphical_info", "factory_attributes", "attributes", "traces", "addresses",
+                "routes", "connections"},
+    "attributes": {"attribute"},
+    "factory_attributes": {"factory_attribute"},
+    "traces": {"trace"},
+    "addresses": {"address"},
+    "routes": {"route"},
+    "connections": {"connection"},
+}
+
+
+def type_to_standard(value) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "DOUBLE"
+    if isinstance(value, str):
+        return "STRING"
+    raise TypeError("cannot store a value of type %s in experiment XML: %r"
+                    % (type(value).__name__, value))
+
+
+def xmlencode(value) -> str:
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError("NUL characters cannot be stored in XML: %r" % (value,))
+    return text
+
+
+class XmlExperimentParser(ExperimentParser):
+    def to_xml(self, experiment_description=None, data: Optional[ExperimentData] = None) -> str:
+        if data is None:
+            data = self.to_data(experiment_description)
+        return self.data_to_xml(data)
+
+    def data_to_xml(self, data: ExperimentData) -> str:
+        root = etree.Element("experiment")
+        testbeds = etree.SubElement(root, "testbeds")
+        elements_of = {}
+        for guid in data.testbed_guids():
+            testbed_id, version = data.get_testbed_data(guid)
+            tb = _sub(testbeds, "testbed", guid=guid, testbed_id=testbed_id,
+                      testbed_version=version)
+            self._graphical_info_to_xml(tb, data, guid)
+            self._attributes_to_xml(tb, "attributes", "attribute",
+                                    data.get_attribute_data(guid))
+            elements_of[guid] = etree.SubElement(tb, "elements")
+        for guid in data.box_guids():
+            testbed_guid, factory_id = data.get_box_data(guid)
+            el = _sub(elements_of[testbed_guid], "element", factory_id=factory_id, guid=guid)
+            self._graphical_info_to_xml(el, data, guid)
+            self._attributes_to_xml(el, "factory_attributes", "factory_attribute",
+                                    data.get_factory_attribute_data(guid))
+            self._attributes_to_xml(el, "attributes", "attribute",
+                                    data.get_attribute_data(guid))
+            traces = data.get_trace_data(guid)
+            if traces:
+                parent = etree.SubElement(el, "traces")
+                for name in traces:
+                    _sub(parent, "trace", name=name)
+            addresses = data.get_address_data(guid)
+            if addresses:
+                parent = etree.SubElement(el, "addresses")
+                for (address, netprefix, broadcast) in addresses:
+                    _sub(parent, "address", Address=address or None, NetPrefix=netprefix,
+                         Broadcast=broadcast or None)
+            routes = data.get_route_data(guid)
+            if routes:
+                parent = etree.SubElement(el, "routes")
+                for (dest, prefix, nexthop, metric, device) in routes:
+                    _sub(parent, "route", Destination=dest, NetPrefix=prefix, NextHop=nexthop,
+                         Metric=metric, Device=device)
+            connections = data.get_connection_data(guid)
+            if connections:
+                parent = etree.SubElement(el, "connections")
+                for (connector, other_guid, other_connector) in connections:
+                    _sub(parent, "connection", connector=connector,
+                         other_connector=other_connector, other_guid=other_guid)
+        etree.indent(root, space="    ")
+        body = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+        return (XML_DECLARATION + body).decode("utf-8")
+
+    @staticmethod
+    def _graphical_info_to_xml(parent, data, guid) -> None:
+        x, y, w, h = data.get_graphical_info_data(guid)
+        _sub(parent, "graphical_info", x=float(x), y=float(y), width=float(w), height=float(h))
+
+    @staticmethod
+    def _attributes_to_xml(parent, section: str, tag: str, items) -> None:
+        items = [(n, v) for (n, v) in items if v is not None]
+        if not items:
+            return
+        node = etree.SubElement(parent, section)
+        for name, value in items:
+            _sub(node, tag, name=name, type=type_to_standard(value), value=value)
+
+    # ---- reading -------------------------------------------------------------------
+
+    def from_xml(self, experiment_description, xml: Union[str, bytes],
+                 source: Optional[str] = None) -> None:
+        self.from_data(experiment_description, self.from_xml_to_data(xml, source))
+
+    def from_xml_to_data(self, xml: Union[str, bytes],
+                         source: Optional[str] = None) -> ExperimentData:
+        root = parse_document(xml, source)
+        return _Reader(source).read(root)
+
+
+def _sub(parent, tag: str, **attrs):
+    """A child element with its attributes in alphabetical order (NEPI 2's byte layout)."""
+    el = etree.SubElement(parent, tag)
+    for name in sorted(attrs):
+        if attrs[name] is not None:
+            el.set(name, xmlencode(attrs[name]))
+    return el
+
+
+def parse_document(xml: Union[str, bytes], source: Optional[str] = None):
+    """Parse untrusted XML: no DTD, no entities, no network, bounded size and depth."""
+    if isinstance(xml, str):
+        xml = xml.encode("utf-8")
+    if not isinstance(xml, (bytes, bytearray)):
+        raise XmlFormatError("experiment XML must be str or bytes, not %s"
+                             % type(xml).__name__, source=source)
+    if len(xml) > MAX_XML_BYTES:
+        raise XmlFormatError("document is %d bytes, more than the %d allowed"
+                             % (len(xml), MAX_XML_BYTES), source=source)
+    if not xml.strip():
+        raise XmlFormatError("document is empty", source=source)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False, remove_comments=True,
+                             remove_pis=True)
+    try:
+        root = etree.fromstring(bytes(xml), parser)
+    except etree.XMLSyntaxError as e:
+        line = e.lineno if hasattr(e, "lineno") else None
+        msg = getattr(e, "msg", None) or str(e)
+        raise XmlFormatError("not well-formed XML: %s" % msg.split(", line")[0], line,
+                             source) from None
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise XmlFormatError("documents with a DOCTYPE or entity declarations are refused",
+                             1, source)
+    return root
+
+
+class _Reader:
+    def __init__(self, source: Optional[str]) -> None:
+        self.source = source
+
+    def error(self, node, message: str):
+        return XmlFormatError(message, getattr(node, "sourceline", None), self.source)
+
+    def children(self, node):
+        allowed = _CHILDREN.get(node.tag, set())
+        for child in node:
+            if not isinstance(child.tag, str):
+                continue
+            if child.tag not in allowed:
+                raise self.error(child, "unexpected <%s> inside <%s> (allowed: %s)"
+                                 % (child.tag, node.tag, ", ".join(sorted(allowed)) or "none"))
+            if len(child.attrib) == 0 and child.tag not in _CHILDREN:
+                raise self.error(child, "<%s> has no attributes" % child.tag)
+            yield child
+
+    def section(self, node, tag: str):
+        found = [c for c in self.children(node) if c.tag == tag]
+        if len(found) > 1:
+            raise self.error(found[1], "<%s> appears twice inside <%s>" % (tag, node.tag))
+        return found[0] if found else None
+
+    def attr(self, node, name: str, convert=str, required: bool = True, none_text=False):
+        text = node.get(name)
+        if text is None:
+            if required:
+                raise self.error(node, "<%s> lacks the required attribute %r" % (node.tag, name))
+            return None
+        if none_text and text == "None":
+            return None
+        try:
+            return convert(text)
+        except (TypeError, ValueError):
+            kind = {int: "an integer", float: "a number"}.get(convert, convert.__name__)
+            raise self.error(node, "attribute %r of <%s> must be %s, got %r"
+                             % (name, node.tag, kind, text)) from None
+
+    def typed_value(self, node):
+        typ = self.attr(node, "type")
+        text = self.attr(node, "value")
+        if typ in ("STRING", "ENUM"):
+            return text
+        if typ == "BOOL":
+            if text not in ("True", "False"):
+                raise self.error(node, "BOOL value of %r must be True or False, got %r"
+                                 % (node.get("name"), text))
+            return text == "True"
+        if typ == "INTEGER":
+            return self.attr(node, "value", int)
+        if typ == "DOUBLE":
+            return self.attr(node, "value", float)
+        raise self.error(node, "unknown type %r for %r (expected STRING, BOOL, INTEGER, DOUBLE)"
+                         % (typ, node.get("name")))
+
+    def read(self, root) -> ExperimentData:
+        if root.tag != "experiment":
+            raise self.error(root, "root element is <%s>, expected <experiment>" % root.tag)
+        data = ExperimentData()
+        testbeds = self.section(root, "testbeds")
+        if testbeds is None:
+            raise self.error(root, "<experiment> has no <testbeds> section")
+        pending = []
+        for tb in self.children(testbeds):
+            guid = self.guid(tb, data)
+            data.add_testbed_data(guid, self.attr(tb, "testbed_id"),
+                                  self.attr(tb, "testbed_version"))
+            data.lines[guid] = tb.sourceline
+            self.common(tb, guid, data)
+            elements = self.section(tb, "elements")
+            if elements is not None:
+                pending.append((guid, elements))
+        for testbed_guid, elements in pending:
+            for el in self.children(elements):
+                self.element(el, testbed_guid, data)
+        return data
+
+    def guid(self, node, data):
+        guid = self.attr(node, "guid", int)
+        if guid < 1:
+            raise self.error(node, "guid must be a positive integer, got %d" % guid)
+        if guid in data.data:
+            raise self.error(node, "guid %d is used twice (first at line %s)"
+                             % (guid, data.lines.get(guid)))
+        return guid
+
+    def common(self, node, guid, data) -> None:
+        gi = self.section(node, "graphical_info")
+        if gi is not None:
+            data.add_graphical_info_data(guid, *(self.attr(gi, n, float)
+                                                 for n in ("x", "y", "width", "height")))
+        attrs = self.section(node, "attributes")
+        if attrs is not None:
+            for a in self.children(attrs):
+                data.add_attribute_data(guid, self.attr(a, "name"), self.typed_value(a))
+
+    def element(self, el, testbed_guid, data) -> None:
+        guid = self.guid(el, data)
+        data.add_box_data(guid, testbed_guid, self.attr(el, "factory_id"))
+        data.lines[guid] = el.sourceline
+        self.common(el, guid, data)
+        fattrs = self.section(el, "factory_attributes")
+        if fattrs is not None:
+            for a in self.children(fattrs):
+                data.add_factory_attribute_data(guid, self.attr(a, "name"), self.typed_value(a))
+        traces = self.section(el, "traces")
+        if traces is not None:
+            for t in self.children(traces):
+                data.add_trace_data(guid, self.attr(t, "name"))
+        addresses = self.section(el, "addresses")
+        if addresses is not None:
+            for a in self.children(addresses):
+                data.add_address_data(guid, self.attr(a, "Address", required=False),
+                                      self.attr(a, "NetPrefix", int, required=False,
+                                                none_text=True),
+                                      self.attr(a, "Broadcast", required=False, none_text=True))
+        routes = self.section(el, "routes")
+        if routes is not None:
+            for r in self.children(routes):
+                data.add_route_data(
+                    guid, self.attr(r, "Destination", required=False, none_text=True),
+                    self.attr(r, "NetPrefix", int, none_text=True),
+                    self.attr(r, "NextHop", required=False, none_text=True),
+                    self.attr(r, "Metric", int, required=False, none_text=True) or 0,
+                    self.attr(r, "Device", required=False, none_text=True))
+        connections = self.section(el, "connections")
+        if connections is not None:
+            for c in self.children(connections):
+                data.add_connection_data(guid, self.attr(c, "connector"),
+                                         self.attr(c, "other_guid", int),
+                                         self.attr(c, "other_connector"))
