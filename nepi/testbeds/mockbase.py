@@ -6,7 +6,7 @@ and on which side (init or completion) their cross-connection code runs.
 
 import functools
 
-from nepi.core import metadata
+from nepi.core import metadata, testbed_impl
 from nepi.core.attributes import Attribute
 from nepi.util import tags, validation
 from nepi.util.constants import ApplicationStatus as AS
@@ -144,3 +144,26 @@ class MockMetadataInfo(metadata.MetadataInfo):
     @property
     def testbed_attributes(self):
         return TESTBED_ATTRIBUTES
+
+
+class MockTestbedController(testbed_impl.TestbedController):
+    """NEPI 2's mock controller: canned ping trace, no-op configure and shutdown."""
+
+    TESTBED_ID = None
+    TESTBED_VERSION = "0.1"
+
+    def __init__(self) -> None:
+        super().__init__(self.TESTBED_ID, self.TESTBED_VERSION)
+
+    def do_configure(self) -> None:
+        # deliberately a no-op, as in NEPI 2 (the status stays CONNECTED until cross-connect)
+        pass
+
+    def trace(self, guid, trace_id, attribute="value"):
+        return {"value": PING_TEXT, "path": "<test>"}.get(attribute)
+
+    def action(self, time, guid, action):
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        pass

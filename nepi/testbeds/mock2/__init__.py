@@ -1,1 +1,7 @@
-from nepi.testbeds.mock2.constants import TESTBED_ID, TESTBED_VERSION  # noqa: F401
+from nepi.testbeds.mock2.constants import TESTBED_ID, TESTBED_VERSION
+from nepi.testbeds.mockbase import MockTestbedController
+
+
+class TestbedController(MockTestbedController):
+    TESTBED_ID = TESTBED_ID
+    TESTBED_VERSION = TESTBED_VERSION

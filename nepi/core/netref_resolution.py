@@ -1,0 +1,143 @@
+"""Resolving netrefs at deployment: statically from the design, then from live testbeds.
+
+Values that cannot be known before deployment (testbed-generated attributes, trace paths)
+are held back and resolved through the testbed controllers at the phases NEPI 2 used.
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from nepi.core.attributes import Attribute
+from nepi.util import netrefs
+from nepi.util.parser.base import ExperimentData
+
+Getter = Callable[[netrefs.Netref, int], Any]   # (ref, target guid) -> value or None
+
+_UNRESOLVED = object()
+
+
+def _to_type(value: Any, attr_type: Optional[str]) -> Any:
+    """Convert a resolved value to the type of the attribute that receives it."""
+    if attr_type is None:
+        return value
+    if attr_type == Attribute.INTEGER and not isinstance(value, int):
+        return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+    if attr_type == Attribute.DOUBLE and not isinstance(value, float):
+        return float(value)
+    if attr_type == Attribute.BOOL and not isinstance(value, bool):
+        return Attribute.type_parsers[Attribute.BOOL](value)
+    if attr_type in (Attribute.STRING, Attribute.ENUM) and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+class NetrefResolver:
+    """Tracks which values still hold netrefs and substitutes them when targets are known."""
+
+    def __init__(self, data: ExperimentData,
+                 attribute_type: Callable[[int, str], Optional[str]]) -> None:
+        self.data = data
+        self.attribute_type = attribute_type
+        self.labels: Dict[str, int] = {}
+        for guid in data.sorted_guids():
+            label = data.get_attribute_data(guid, "label")
+            if isinstance(label, str) and label:
+                self.labels.setdefault(label, guid)
+
+    def target(self, ref: netrefs.Netref) -> Optional[int]:
+        if ref.guid is not None:
+            return ref.guid
+        return self.labels.get(ref.label)
+
+    # -- where netrefs live -------------------------------------------------------------
+
+    def pending(self) -> List[Tuple[int, str, Any]]:
+        """(guid, location, value) of every value that still contains a netref.
+
+        location is an attribute name, or ("addr", i, field) / ("route", i, field)."""
+        found = []
+        for guid in self.data.sorted_guids():
+            for name, value in self.data.get_attribute_data(guid):
+                if netrefs.has_netref(value):
+                    found.append((guid, name, value))
+            if self.data.is_box_data(guid):
+                for i, entry in enumerate(self.data.data[guid].get("addresses", [])):
+                    for field in netrefs.ADDRESS_FIELDS:
+                        if netrefs.has_netref(entry.get(field)):
+                            found.append((guid, ("addr", i, field), entry[field]))
+                for i, entry in enumerate(self.data.data[guid].get("routes", [])):
+                    for field in netrefs.ROUTE_FIELDS:
+                        if netrefs.has_netref(entry.get(field)):
+                            found.append((guid, ("route", i, field), entry[field]))
+        return found
+
+    def store(self, guid: int, location, value: Any) -> None:
+        if isinstance(location, tuple):
+            kind, index, field = location
+            section = "addresses" if kind == "addr" else "routes"
+            self.data.data[guid][section][index][field] = value
+        else:
+            self.data.add_attribute_data(guid, location, value)
+
+    # -- substitution -------------------------------------------------------------------
+
+    def resolve_value(self, value: str, getter: Getter, attr_type: Optional[str]) -> Any:
+        """The value with every netref substituted, or _UNRESOLVED."""
+        refs = netrefs.find_netrefs(value)
+        if len(refs) == 1 and refs[0].text == value:
+            target = self.target(refs[0])
+            result = getter(refs[0], target) if target is not None else None
+            return _UNRESOLVED if result is None else _to_type(result, attr_type)
+        text = value
+        for ref in refs:
+            target = self.target(ref)
+            result = getter(ref, target) if target is not None else None
+            if result is None:
+                return _UNRESOLVED
+            text = text.replace(ref.text, str(result))
+        return _to_type(text, attr_type)
+
+    def static_getter(self, ref: netrefs.Netref, guid: int) -> Any:
+        """A value known from the design itself (set explicitly, without netrefs)."""
+        data = self.data
+        if guid not in data.data or not data.is_box_data(guid):
+            return None
+        if ref.kind == "":
+            value = data.get_attribute_data(guid, ref.attribute)
+        elif ref.kind in ("addr", "route"):
+            section = "addresses" if ref.kind == "addr" else "routes"
+            entries = data.data[guid].get(section, [])
+            index = int(ref.index)
+            value = entries[index].get(ref.attribute) if index < len(entries) else None
+        else:
+            return None   # traces exist only once a testbed runs
+        return None if netrefs.has_netref(value) else value
+
+    def resolve(self, getter: Getter, only: Optional[Callable[[int, Any], bool]] = None) \
+            -> List[Tuple[int, Any, Any]]:
+        """Substitute what ``getter`` can answer, repeating until nothing changes.
+
+        Returns (guid, location, new value) for each value resolved."""
+        resolved = []
+        progress = True
+        while progress:
+            progress = False
+            for guid, location, value in self.pending():
+                if only is not None and not only(guid, location):
+                    continue
+                attr_type = None if isinstance(location, tuple) \
+                    else self.attribute_type(guid, location)
+                if isinstance(location, tuple) and location[2] in ("NetPrefix", "Metric"):
+                    attr_type = Attribute.INTEGER
+                new = self.resolve_value(value, getter, attr_type)
+                if new is not _UNRESOLVED:
+                    self.store(guid, location, new)
+                    resolved.append((guid, location, new))
+                    progress = True
+        return resolved
+
+
+def describe_location(location) -> str:
+    if isinstance(location, tuple):
+        kind, index, field = location
+        return "%s #%d %s" % ("address" if kind == "addr" else "route", index, field)
+    return "attribute %r" % location
