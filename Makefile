@@ -1,0 +1,66 @@
+# nepi — install, test, example, bench, lint, clean.
+# `make install` needs root (or sudo) for the Debian packages.
+
+PYTHON ?= python
+EXAMPLE_OUT ?= build/mock-experiment.xml
+
+# Tools the netns testbed, the traces and the daemons need.
+DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openssh-client \
+	procps systemd
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: all install install-deb install-python test example bench lint clean
+
+all: test
+
+install: install-deb install-python
+
+# apt-get runs only when a package is missing (then after one `apt-get update`).
+install-deb:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+		dpkg -s "$$pkg" 2>/dev/null | grep -q '^Status: install ok installed' \
+			|| missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "Debian packages already installed: $(DEB_PACKAGES)"; \
+	else \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+install-python:
+	$(PYTHON) -m pip install -e '.[test,ns3]'
+
+test:
+	$(PYTHON) -m pytest -q tests
+
+# The README's main example: build a design, write its XML, then validate and show it.
+example:
+	@mkdir -p "$(dir $(EXAMPLE_OUT))"
+	$(PYTHON) examples/mock_design.py "$(EXAMPLE_OUT)"
+	$(PYTHON) -m nepi.cli.nepi_cmd validate "$(EXAMPLE_OUT)"
+	$(PYTHON) -m nepi.cli.nepi_cmd show "$(EXAMPLE_OUT)"
+
+bench:
+	@found=0; \
+	for script in bench/*.py; do \
+		[ -f "$$script" ] || continue; \
+		found=1; \
+		echo "== $$script"; \
+		$(PYTHON) "$$script" || exit 1; \
+	done; \
+	[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet"
+
+lint:
+	@if $(PYTHON) -c 'import pyflakes' 2>/dev/null; then \
+		$(PYTHON) -m pyflakes nepi tests examples; \
+	else \
+		echo "pyflakes is not installed; skipping lint"; \
+	fi
+
+# Build artefacts and caches only; never experiment root dirs or other user data.
+clean:
+	rm -rf build dist .pytest_cache ./*.egg-info
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Command-line tools: ``nepi`` (designs: validate, show) and ``nepid`` (daemon, to come)."""
