@@ -84,3 +84,11 @@ class DeploymentError(NepiError, RuntimeError):
         self.guid = guid
         self.phase = phase
         super().__init__(message)
+
+
+class RemoteError(NepiError):
+    """A daemon raised an exception of a type that cannot cross the wire as itself."""
+
+
+class ControllerUnreachableError(NepiError, ConnectionError):
+    """A daemon does not answer: dead, hung, or refusing us."""

@@ -174,6 +174,8 @@ class _Checker:
             return
         maximum = self.data.get_attribute_data(guid, "maxAddresses",
                                                fattrs.get("maxAddresses"))
+        if maximum is None and factory.has_attribute("maxAddresses"):
+            maximum = factory.get_attribute_value("maxAddresses")
         if isinstance(maximum, int) and len(addresses) > maximum:
             self.add(guid, "%d addresses given, at most %d allowed"
                      % (len(addresses), maximum), "addresses")
@@ -186,7 +188,9 @@ class _Checker:
                 family = _ip_family(address)
                 if family is None:
                     self.add(guid, "%s: %r is not an IP address" % (where, address), "Address")
-            if prefix is None or not isinstance(prefix, int) or isinstance(prefix, bool):
+            if netrefs.is_single_netref(prefix):
+                pass
+            elif prefix is None or not isinstance(prefix, int) or isinstance(prefix, bool):
                 self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
                          "NetPrefix")
             else:
@@ -215,7 +219,9 @@ class _Checker:
                 if family is None:
                     self.add(guid, "%s: Destination %r is not an IP address" % (where, dest),
                              "Destination")
-            if not isinstance(prefix, int) or isinstance(prefix, bool):
+            if netrefs.is_single_netref(prefix):
+                pass
+            elif not isinstance(prefix, int) or isinstance(prefix, bool):
                 self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
                          "NetPrefix")
             else:
@@ -235,7 +241,9 @@ class _Checker:
                     and _ip_family(nexthop) is None:
                 self.add(guid, "%s: NextHop %r is not an IP address" % (where, nexthop),
                          "NextHop")
-            if not isinstance(metric, int) or isinstance(metric, bool) or metric < 0:
+            if netrefs.is_single_netref(metric):
+                pass
+            elif not isinstance(metric, int) or isinstance(metric, bool) or metric < 0:
                 self.add(guid, "%s: Metric %r is not a non-negative integer"
                          % (where, metric), "Metric")
 

@@ -40,9 +40,10 @@ class Connector:
             return "a box cannot be connected to itself"
         if self.is_connected(connector):
             return "already connected"
-        if self.is_full():
-            return "connector %r of box %d is full (max %s)" % (
-                self._connector_type.name, self._box.guid, self._connector_type.max)
+        for end in (self, connector):
+            if end.is_full():
+                return "connector %r of box %d is full (max %s)" % (
+                    end.connector_type.name, end.box.guid, end.connector_type.max)
         must_cross = self._box.testbed_guid != connector.box.testbed_guid
         if not self._connector_type.can_connect(*connector.connector_type.connector_type_id,
                                                 must_cross=must_cross):

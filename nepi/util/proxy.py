@@ -95,7 +95,9 @@ def build_testbed_controller(testbed_id: str, testbed_version: str):
 
 
 def create_testbed_controller(testbed_id: str, testbed_version: str,
-                              access_config: Optional[AccessConfiguration] = None):
+                              access_config: Optional[AccessConfiguration] = None,
+                              testbed_guid: Optional[int] = None,
+                              log_file: Optional[str] = None):
     mode = _mode(access_config)
     if mode == DC.MODE_SINGLE_PROCESS:
         if _recover(access_config):
@@ -103,7 +105,8 @@ def create_testbed_controller(testbed_id: str, testbed_version: str,
         return build_testbed_controller(testbed_id, testbed_version)
     if mode == DC.MODE_DAEMON:
         from nepi.rpc.tc_client import connect_testbed_controller
-        return connect_testbed_controller(testbed_id, testbed_version, access_config)
+        return connect_testbed_controller(testbed_id, testbed_version, access_config,
+                                          testbed_guid, log_file)
     raise RuntimeError("Unsupported access configuration '%s'" % mode)
 
 

@@ -1,10 +1,12 @@
 """Design/execute XML in NEPI 2's format, read safely with lxml and written byte-stably."""
 
+import re
 from typing import Optional, Union
 
 from lxml import etree
 
 from nepi.errors import XmlFormatError
+from nepi.util.netrefs import is_single_netref
 from nepi.util.parser.base import ExperimentData, ExperimentParser
 
 MAX_XML_BYTES = 64 * 1024 * 1024
@@ -134,6 +136,24 @@ def _sub(parent, tag: str, **attrs):
     return el
 
 
+def _int_or_netref(text: str):
+    """Integer fields of addresses and routes may hold a netref resolved at deployment."""
+    return text if is_single_netref(text) else int(text)
+
+
+_PROLOG_SKIP = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.S)
+
+
+def _has_doctype(xml: bytes) -> bool:
+    pos = 0
+    while True:
+        m = _PROLOG_SKIP.match(xml, pos)
+        if not m:
+            break
+        pos = m.end()
+    return xml[pos:].lstrip().startswith(b"<!DOCTYPE")
+
+
 def parse_document(xml: Union[str, bytes], source: Optional[str] = None):
     """Parse untrusted XML: no DTD, no entities, no network, bounded size and depth."""
     if isinstance(xml, str):
@@ -146,6 +166,9 @@ def parse_document(xml: Union[str, bytes], source: Optional[str] = None):
                              % (len(xml), MAX_XML_BYTES), source=source)
     if not xml.strip():
         raise XmlFormatError("document is empty", source=source)
+    if _has_doctype(bytes(xml)):
+        raise XmlFormatError("documents with a DOCTYPE or entity declarations are refused",
+                             1, source)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                              dtd_validation=False, huge_tree=False, remove_comments=True,
                              remove_pis=True)
@@ -199,7 +222,8 @@ class _Reader:
         try:
             return convert(text)
         except (TypeError, ValueError):
-            kind = {int: "an integer", float: "a number"}.get(convert, convert.__name__)
+            kind = {int: "an integer", float: "a number",
+                    _int_or_netref: "an integer"}.get(convert, convert.__name__)
             raise self.error(node, "attribute %r of <%s> must be %s, got %r"
                              % (name, node.tag, kind, text)) from None
 
@@ -278,7 +302,7 @@ class _Reader:
         if addresses is not None:
             for a in self.children(addresses):
                 data.add_address_data(guid, self.attr(a, "Address", required=False),
-                                      self.attr(a, "NetPrefix", int, required=False,
+                                      self.attr(a, "NetPrefix", _int_or_netref, required=False,
                                                 none_text=True),
                                       self.attr(a, "Broadcast", required=False, none_text=True))
         routes = self.section(el, "routes")
@@ -286,9 +310,9 @@ class _Reader:
             for r in self.children(routes):
                 data.add_route_data(
                     guid, self.attr(r, "Destination", required=False, none_text=True),
-                    self.attr(r, "NetPrefix", int, none_text=True),
+                    self.attr(r, "NetPrefix", _int_or_netref, none_text=True),
                     self.attr(r, "NextHop", required=False, none_text=True),
-                    self.attr(r, "Metric", int, required=False, none_text=True) or 0,
+                    self.attr(r, "Metric", _int_or_netref, required=False, none_text=True) or 0,
                     self.attr(r, "Device", required=False, none_text=True))
         connections = self.section(el, "connections")
         if connections is not None:

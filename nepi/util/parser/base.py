@@ -171,35 +171,33 @@ class ExperimentParser:
         if blocking:
             raise DesignError(blocking, "cannot load experiment")
         boxes = {}
-        for guid in data.sorted_guids():
-            if data.is_testbed_data(guid):
-                testbed_id, version = data.get_testbed_data(guid)
-                provider = FactoriesProvider(testbed_id)
-                tbd = experiment_description.add_testbed_description(provider, guid)
-                self._restore_common(data, guid, tbd)
-            else:
-                testbed_guid, factory_id = data.get_box_data(guid)
-                tbd = experiment_description.testbed_description(testbed_guid)
-                box = tbd.create(factory_id, guid,
-                                 dict(data.get_factory_attribute_data(guid)))
-                self._restore_common(data, guid, box)
-                for name in data.get_trace_data(guid):
-                    box.enable_trace(name)
-                for (address, netprefix, broadcast) in data.get_address_data(guid):
-                    addr = box.add_address()
-                    if address:
-                        addr.set_attribute_value("Address", address)
-                    if netprefix is not None:
-                        addr.set_attribute_value("NetPrefix", netprefix)
-                    if broadcast:
-                        addr.set_attribute_value("Broadcast", broadcast)
-                for route_fields in data.get_route_data(guid):
-                    route = box.add_route()
-                    for name, value in zip(("Destination", "NetPrefix", "NextHop", "Metric",
-                                            "Device"), route_fields):
-                        if value is not None:
-                            route.set_attribute_value(name, value)
-                boxes[guid] = box
+        for guid in data.testbed_guids():
+            testbed_id, version = data.get_testbed_data(guid)
+            provider = FactoriesProvider(testbed_id)
+            tbd = experiment_description.add_testbed_description(provider, guid)
+            self._restore_common(data, guid, tbd)
+        for guid in data.box_guids():
+            testbed_guid, factory_id = data.get_box_data(guid)
+            tbd = experiment_description.testbed_description(testbed_guid)
+            box = tbd.create(factory_id, guid, dict(data.get_factory_attribute_data(guid)))
+            self._restore_common(data, guid, box)
+            for name in data.get_trace_data(guid):
+                box.enable_trace(name)
+            for (address, netprefix, broadcast) in data.get_address_data(guid):
+                addr = box.add_address()
+                if address:
+                    addr.set_attribute_value("Address", address)
+                if netprefix is not None:
+                    addr.set_attribute_value("NetPrefix", netprefix)
+                if broadcast:
+                    addr.set_attribute_value("Broadcast", broadcast)
+            for route_fields in data.get_route_data(guid):
+                route = box.add_route()
+                for name, value in zip(("Destination", "NetPrefix", "NextHop", "Metric",
+                                        "Device"), route_fields):
+                    if value is not None:
+                        route.set_attribute_value(name, value)
+            boxes[guid] = box
         for guid, box in boxes.items():
             for (connector, other_guid, other_connector) in data.get_connection_data(guid):
                 mine = box.connector(connector)
