@@ -72,6 +72,7 @@ class ExperimentController:
         problems = check_data(design_data)
         if problems:
             raise DesignError(problems)
+        self._design_data = design_data
         if experiment_xml is not None:
             write_atomic(os.path.join(self._root_dir, DESIGN_XML), self._design_xml)
         self._catalog = _Catalog()
@@ -211,7 +212,9 @@ class ExperimentController:
                 self._state = "failed"
                 raise
             self._state = "started"
+            self._save_state()
             self._event("deploy", None, "done", "experiment started")
+            self._start_watcher()
 
     def _deploy(self) -> None:
         data = self._parser.from_xml_to_data(self._design_xml)
@@ -286,7 +289,18 @@ class ExperimentController:
         config = self._access_config(testbed_guid, recover)
         os.makedirs(config.get_attribute_value(DC.ROOT_DIRECTORY), exist_ok=True)
         self._deployment_config[testbed_guid] = config
-        controller = create_testbed_controller(testbed_id, version, config)
+        log_file = os.path.join(self._root_dir, "logs", "testbed-%d.log" % testbed_guid)
+        controller = create_testbed_controller(testbed_id, version, config, testbed_guid,
+                                               log_file)
+        record = getattr(controller, "record", None)
+        if record is not None:
+            from nepi.rpc.manifest import Manifest, testbed_key
+            Manifest(self._root_dir).update(
+                testbed_key(testbed_guid), role="testbed", testbed_guid=testbed_guid,
+                testbed_id=testbed_id, testbed_version=version, pid=record.get("pid"),
+                start_time=record.get("start_time"), socket=record.get("socket"),
+                root_dir=record.get("root_dir"), log_file=log_file,
+                recovery_policy=self._policy(testbed_guid), state="running")
         calls = [["defer_configure", name, value]
                  for name, value in self._data.get_attribute_data(testbed_guid)
                  if value is not None and name != DC.ROOT_DIRECTORY]
@@ -493,6 +507,8 @@ class ExperimentController:
             _logger.error("rollback after failed deployment also failed: %s", e)
 
     def _shutdown_testbeds(self) -> None:
+        from nepi.rpc.manifest import Manifest, testbed_key
+        remote = [g for g, tb in self._testbeds.items() if hasattr(tb, "record")]
         errors = []
         done = set()
         for rnd in reversed(self._testbed_order):
@@ -509,6 +525,9 @@ class ExperimentController:
             except DeploymentError as e:
                 errors.append(str(e))
         self._testbeds.clear()
+        manifest = Manifest(self._root_dir)
+        for g in remote:
+            manifest.remove(testbed_key(g))
         if errors:
             raise NepiError("shutdown failed: " + "; ".join(errors))
 
@@ -523,9 +542,11 @@ class ExperimentController:
                     self._testbeds[g].stop()
                 except Exception as e:
                     errors.append("testbed %d: %s" % (g, e))
+            self._stop_watcher()
             self._stopped_time = time.time()
             if self._state == "started":
                 self._state = "stopped"
+                self._save_state()
             if errors:
                 raise NepiError("stop failed: " + "; ".join(errors))
 
@@ -535,10 +556,12 @@ class ExperimentController:
             if self._shut_down:
                 return
             self._shut_down = True
+            self._stop_watcher()
             try:
                 self._shutdown_testbeds()
             finally:
                 self._state = "shutdown" if self._state != "failed" else self._state
+                self._save_state(shutdown=True)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -589,8 +612,8 @@ class ExperimentController:
         if guid is None:
             return {"failed": TS.STATUS_FAILED, "started": TS.STATUS_STARTED,
                     "stopped": TS.STATUS_STOPPED}.get(self._state, TS.STATUS_ZERO)
-        if self._data is not None and self._data.is_testbed_data(guid) or \
-                guid in self._testbeds:
+        data = self._data or self._design_data
+        if data.is_testbed_data(guid) or guid in self._testbeds:
             if guid in self._failed_testbeds or (self._state == "failed"
                                                  and guid not in self._testbeds):
                 return TS.STATUS_FAILED
@@ -610,6 +633,38 @@ class ExperimentController:
         """testbed guid -> why it failed (after recovery with the Fail policy)."""
         return dict(self._failed_testbeds)
 
+    # -- persistence of the run state ---------------------------------------------------
+
+    def _save_state(self, shutdown: bool = False) -> None:
+        from nepi.rpc.manifest import Manifest
+        Manifest(self._root_dir).set_meta(
+            experiment_state="shutdown" if shutdown else self._state,
+            started_time=self._started_time, stopped_time=self._stopped_time)
+
+    def was_shut_down(self) -> bool:
+        """True if the experiment in this root dir was shut down (nothing to recover)."""
+        from nepi.rpc.manifest import Manifest
+        return Manifest(self._root_dir).read().get("experiment_state") in ("shutdown", None)
+
+    def _policy(self, testbed_guid: int) -> str:
+        return self._data.get_attribute_data(testbed_guid, DC.RECOVERY_POLICY) \
+            or DC.POLICY_FAIL
+
+    def testbeds_summary(self) -> List[dict]:
+        """One line of facts per testbed, for ``nepid status``."""
+        summary = []
+        if self._data is None:
+            return summary
+        for g in self._data.testbed_guids():
+            testbed = self._testbeds.get(g)
+            record = getattr(testbed, "record", None) or {}
+            summary.append({
+                "guid": g, "testbed_id": self._testbed_id(g),
+                "mode": "daemon" if record else "in-process", "pid": record.get("pid"),
+                "status": self.status(g), "elements": len(self._data.box_guids(g)),
+                "policy": self._policy(g), "failed": self._failed_testbeds.get(g)})
+        return summary
+
     # -- recovery -----------------------------------------------------------------------
 
     def recover(self) -> None:
@@ -618,6 +673,7 @@ class ExperimentController:
         Each testbed is reconnected; one that cannot be is handled by its
         ``recoveryPolicy``: Fail marks it failed, Recover starts a new controller that
         re-attaches to surviving resources, Restart redeploys it from the execute XML."""
+        from nepi.rpc.manifest import Manifest
         with self._lock:
             xml = self._execute_xml or self._read_root_file(EXECUTE_XML, required=False)
             if xml is None:
@@ -630,52 +686,128 @@ class ExperimentController:
                 self._guid_testbed[guid] = data.get_box_data(guid)[0]
             self._resolver = NetrefResolver(data, self._attribute_type)
             self._failed_testbeds.clear()
-            saved = read_json(os.path.join(self._root_dir, DEPLOYMENT_JSON), {})
-            restart, recovered = [], []
+            meta = Manifest(self._root_dir).read()
+            self._started_time = meta.get("started_time") or self._started_time
+            self._stopped_time = meta.get("stopped_time")
             self._testbed_order = [list(data.testbed_guids())]
+            lost = {}
             for g in data.testbed_guids():
-                for name, value in saved.get(str(g), {}).items():
-                    if name == DC.ROOT_DIRECTORY:
-                        data.add_attribute_data(g, name, value)
                 try:
                     self._create_testbed_controller(g, recover=True)
                     self._event("recover", g, "reconnected")
-                    continue
                 except Exception as e:
-                    reason = str(e)
-                policy = data.get_attribute_data(g, DC.RECOVERY_POLICY) or DC.POLICY_FAIL
-                self._event("recover", g, "unreachable", "%s; policy %s" % (reason, policy))
-                if policy == DC.POLICY_FAIL:
-                    self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
+                    lost[g] = str(e)
+            self._state = meta.get("experiment_state") if meta.get("experiment_state") in (
+                "started", "stopped") else "started"
+            self._handle_lost(lost)
+            self._save_state()
+            self._start_watcher()
+
+    def _handle_lost(self, lost: Dict[int, str]) -> None:
+        """Apply each lost testbed's recovery policy (called with the lock held)."""
+        restart, recovered = [], []
+        for g, reason in sorted(lost.items()):
+            policy = self._policy(g)
+            self._event("recover", g, "lost", "%s; policy %s" % (reason, policy))
+            _logger.warning("testbed %d lost (%s); applying policy %s", g, reason, policy)
+            self._testbeds.pop(g, None)
+            self._remove_leftovers(g)
+            if policy == DC.POLICY_FAIL:
+                self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
+                continue
+            try:
+                self._create_testbed_controller(g, recover=False)
+                self._program_testbed(g)
+                if policy == DC.POLICY_RECOVER:
+                    self._testbeds[g].do_setup()
+                    self._testbeds[g].recover()
+                    recovered.append(g)
+                else:
+                    restart.append(g)
+            except Exception as e:
+                self._failed_testbeds[g] = "%s policy failed: %s" % (policy, e)
+                bad = self._testbeds.pop(g, None)
+                if bad is not None:
+                    try:
+                        bad.shutdown()
+                    except Exception:
+                        pass
+        if restart:
+            for phase in SETUP_PHASES[1:]:
+                self._parallel(phase, restart,
+                               lambda g, p=phase: getattr(self._testbeds[g], p)())
+        changed = set(restart) | set(recovered)
+        if not changed:
+            return
+        alive = [g for g in self._all_testbed_guids() if g not in self._failed_testbeds]
+        self._program_cross_connections(alive)
+        self._parallel("do_configure", restart, lambda g: self._testbeds[g].do_configure())
+        self._cross_connect([g for g in alive if g in changed
+                             or set(self._cross_peers(g)) & changed])
+        self._parallel("do_prestart", restart, lambda g: self._testbeds[g].do_prestart())
+        if self._state == "started":
+            self._parallel("start", restart, lambda g: self._testbeds[g].start())
+
+    def _remove_leftovers(self, testbed_guid: int) -> None:
+        """Kill what is left of a lost testbed daemon and let its testbed clean up."""
+        from nepi.rpc.liveness import kill_process
+        from nepi.rpc.manifest import Manifest, testbed_key
+        from nepi.util.proxy import cleanup_testbed
+        manifest = Manifest(self._root_dir)
+        entry = manifest.entry(testbed_key(testbed_guid)) or {}
+        kill_process(entry.get("pid"), entry.get("start_time"))
+        if entry:
+            manifest.update(testbed_key(testbed_guid), state="lost")
+        try:
+            cleanup_testbed(self._testbed_id(testbed_guid),
+                            self._access_config(testbed_guid, False)
+                            .get_attribute_value(DC.ROOT_DIRECTORY))
+        except Exception as e:
+            _logger.error("cleaning leftovers of testbed %d failed: %s", testbed_guid, e)
+
+    # -- liveness -----------------------------------------------------------------------
+
+    WATCH_INTERVAL = 1.0
+
+    def _start_watcher(self) -> None:
+        if getattr(self, "_watcher", None) is not None:
+            return
+        if not any(hasattr(tb, "is_alive") for tb in self._testbeds.values()):
+            return
+        self._watch_stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="nepi-liveness",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _stop_watcher(self) -> None:
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            self._watch_stop.set()
+            if watcher is not threading.current_thread():
+                watcher.join(5)
+            self._watcher = None
+
+    def _watch(self) -> None:
+        """Notice a testbed daemon dying mid-run within about a second, not at next use."""
+        misses: Dict[int, int] = {}
+        while not self._watch_stop.wait(self.WATCH_INTERVAL):
+            lost = {}
+            for g, testbed in list(self._testbeds.items()):
+                if not hasattr(testbed, "is_alive") or g in self._failed_testbeds:
                     continue
-                try:
-                    self._create_testbed_controller(g, recover=False)
-                    self._program_testbed(g)
-                    if policy == DC.POLICY_RECOVER:
-                        self._testbeds[g].do_setup()
-                        self._testbeds[g].recover()
-                        recovered.append(g)
-                    else:
-                        restart.append(g)
-                except Exception as e:
-                    self._failed_testbeds[g] = "%s policy failed: %s" % (policy, e)
-                    self._testbeds.pop(g, None)
-            if restart:
-                for phase in SETUP_PHASES[1:]:
-                    self._parallel(phase, restart,
-                                   lambda g, p=phase: getattr(self._testbeds[g], p)())
-            alive = [g for g in self._all_testbed_guids() if g not in self._failed_testbeds]
-            changed = set(restart) | set(recovered)
-            if changed:
-                self._program_cross_connections(alive)
-                self._parallel("do_configure", restart,
-                               lambda g: self._testbeds[g].do_configure())
-                self._cross_connect([g for g in alive if g in changed
-                                     or set(self._cross_peers(g)) & changed])
-                self._parallel("do_prestart", restart,
-                               lambda g: self._testbeds[g].do_prestart())
-                self._parallel("start", restart, lambda g: self._testbeds[g].start())
-            self._state = "started"
+                if not testbed.is_alive():
+                    lost[g] = "daemon process %s died" % testbed.pid
+                elif not testbed.ping(timeout=5.0):
+                    misses[g] = misses.get(g, 0) + 1
+                    if misses[g] >= 3:
+                        lost[g] = "daemon process %s stopped answering" % testbed.pid
+                else:
+                    misses.pop(g, None)
+            if lost and not self._watch_stop.is_set():
+                with self._lock:
+                    if not self._watch_stop.is_set():
+                        self._handle_lost(lost)
+                        self._save_state()
 
 
 class ExperimentSuite:

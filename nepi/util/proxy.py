@@ -115,3 +115,11 @@ def create_experiment_suite(xml, access_config: Optional[AccessConfiguration] = 
                             wait_guids=None):
     from nepi.core.execute import ExperimentSuite
     return ExperimentSuite(xml, access_config, repetitions, duration, wait_guids)
+
+
+def cleanup_testbed(testbed_id: str, root_dir: str) -> None:
+    """Remove what a dead controller of this testbed left behind (its ``cleanup`` hook)."""
+    module = importlib.import_module(find_testbed(testbed_id))
+    hook = getattr(module, "cleanup", None)
+    if hook is not None:
+        hook(root_dir)

@@ -1,0 +1,157 @@
+"""Entry point of every nepi daemon process (``python -m nepi.rpc.daemon_main ROLE``).
+
+Takes the pid lock *before* detaching (so a second start fails in the foreground with a
+clear message), detaches with python-daemon, builds the payload, binds the secured socket,
+then announces readiness by writing its record; every file it created is removed on exit.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+
+import daemon as python_daemon
+
+from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
+from nepi.rpc.liveness import process_start_time
+from nepi.rpc.pidlock import AlreadyRunning, PidLock
+from nepi.rpc.security import create_secret, ensure_private_dir
+from nepi.rpc.server import make_unix_daemon, serve, write_ready_record
+
+IDLE_SECONDS = float(os.environ.get("NEPI_DAEMON_IDLE", "600"))
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="nepi-daemon")
+    parser.add_argument("role", choices=[ROLE_EC, ROLE_TESTBED])
+    parser.add_argument("--root-dir", required=True)
+    parser.add_argument("--foreground", action="store_true")
+    parser.add_argument("--log-level", default="Error")
+    parser.add_argument("--log-file")
+    parser.add_argument("--testbed-id")
+    parser.add_argument("--testbed-version")
+    parser.add_argument("--testbed-guid", type=int)
+    parser.add_argument("--recover", action="store_true",
+                        help="ec: recover the experiment found in the root dir")
+    return parser.parse_args(argv)
+
+
+def _setup_logging(log_file: str, level: str) -> None:
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if level.lower() == "debug" else logging.INFO)
+
+
+def _build_service(args, layout):
+    if args.role == ROLE_TESTBED:
+        from nepi.rpc.testbed_service import TestbedService
+        from nepi.util.proxy import build_testbed_controller
+        controller = build_testbed_controller(args.testbed_id, args.testbed_version)
+        return TestbedService(controller, args.testbed_guid), {
+            "testbed_guid": args.testbed_guid, "testbed_id": args.testbed_id}
+    from nepi.rpc.ec_service import ExperimentService
+    service = ExperimentService(layout.root_dir)
+    return service, {"root_dir": layout.root_dir}
+
+
+def _recover_experiment(service, layout) -> None:
+    """nepid restarted on a root dir holding a deployed experiment: re-attach to it."""
+    from nepi.core.execute import EXECUTE_XML, ExperimentController
+    if not os.path.exists(os.path.join(layout.root_dir, EXECUTE_XML)):
+        return
+    controller = ExperimentController(None, layout.root_dir)
+    if controller.was_shut_down():
+        return
+    service.attach(controller)
+    try:
+        controller.recover()
+    except Exception:
+        logging.getLogger("nepi.daemon").exception("recovery failed")
+
+
+def run(args) -> int:
+    layout = DaemonLayout(args.root_dir, args.role)
+    ensure_private_dir(layout.run_dir)
+    log_file = os.path.abspath(args.log_file or layout.default_log_file())
+    lock = PidLock(layout.pid_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        print("nepid: %s" % e if args.role == ROLE_EC else str(e), file=sys.stderr)
+        return 1
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    log_stream = open(log_file, "a")
+    context = python_daemon.DaemonContext(
+        working_directory=layout.root_dir, umask=0o077, pidfile=lock,
+        detach_process=not args.foreground, files_preserve=[lock._fd, log_stream],
+        stdout=None if args.foreground else log_stream,
+        stderr=sys.stderr if args.foreground else log_stream,
+        signal_map={signal.SIGTERM: None, signal.SIGHUP: None})
+    stop = threading.Event()
+    with context:
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        signal.signal(signal.SIGINT, lambda *a: stop.set())
+        _setup_logging(log_file, args.log_level)
+        log = logging.getLogger("nepi.daemon")
+        sock = None
+        try:
+            service, identity = _build_service(args, layout)
+            secret = create_secret(layout.secret_file)
+            sock = layout.socket()
+            pyro_daemon = make_unix_daemon(secret, args.role, sock, identity)
+            uri = pyro_daemon.register(service, objectId=layout.object_id)
+            if args.role == ROLE_EC and args.recover:
+                _recover_experiment(service, layout)
+            record = {"role": args.role, "state": "ready", "pid": os.getpid(),
+                      "start_time": process_start_time(os.getpid()), "uri": str(uri),
+                      "socket": sock, "root_dir": layout.root_dir, "log_file": log_file}
+            record.update(identity)
+            write_ready_record(layout.record_file, record)
+            if args.role == ROLE_EC:
+                from nepi.rpc.manifest import EC_KEY, Manifest
+                Manifest(layout.root_dir).update(
+                    EC_KEY, role="ec", pid=record["pid"], start_time=record["start_time"],
+                    socket=sock, log_file=log_file, state="running")
+            log.info("%s daemon ready on %s", args.role, sock)
+
+            def relay():
+                service.stop_event.wait()
+                stop.set()
+            threading.Thread(target=relay, daemon=True).start()
+            serve(pyro_daemon, stop,
+                  idle_check=lambda idle: idle > IDLE_SECONDS and not service.keeps_alive())
+            pyro_daemon.close()
+            if args.role == ROLE_EC:
+                from nepi.rpc.manifest import EC_KEY, Manifest
+                Manifest(layout.root_dir).remove(EC_KEY)
+            log.info("%s daemon exiting", args.role)
+            return 0
+        except Exception as e:
+            log.error("daemon failed: %s\n%s", e, traceback.format_exc())
+            write_ready_record(layout.record_file, {"state": "failed", "error": str(e),
+                                                    "pid": os.getpid()})
+            return 1
+        finally:
+            # the record stays only to report a failure to the launcher
+            failed = os.path.exists(layout.record_file) and \
+                '"failed"' in open(layout.record_file).read()
+            for path in (sock, layout.secret_file, None if failed else layout.record_file):
+                if path and os.path.exists(path):
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+
+def main(argv=None) -> int:
+    return run(_parse(argv if argv is not None else sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The object nepid serves: an ExperimentController with the same methods as in-process,
+plus submission, progress polling and daemon status."""
+
+import logging
+import os
+import threading
+import time
+from typing import Optional
+
+import Pyro5.api
+
+from nepi.errors import NepiError
+from nepi.rpc.service import ServiceBase, forwarding_class
+
+MUTATING = ("start", "stop", "recover", "set")
+QUERIES = ("get", "get_factory_id", "get_testbed_id", "get_testbed_version", "trace",
+           "traces_info", "is_finished", "status", "progress_events", "deployment_config",
+           "failed_testbeds")
+
+_logger = logging.getLogger("nepi.rpc.ec_service")
+
+
+class _ExperimentServiceBase(ServiceBase):
+    def __init__(self, root_dir: str) -> None:
+        super().__init__()
+        self._root_dir = root_dir
+        self._controller = None
+        self._started = time.time()
+        self._deploy_thread: Optional[threading.Thread] = None
+
+    def _target(self):
+        if self._controller is None:
+            raise NepiError("no experiment loaded in %s: submit one first" % self._root_dir)
+        return self._controller
+
+    def attach(self, controller) -> None:
+        self._controller = controller
+
+    @Pyro5.api.expose
+    def identity(self) -> dict:
+        return {"role": "ec", "root_dir": self._root_dir, "pid": os.getpid()}
+
+    @Pyro5.api.expose
+    def submit(self, experiment_xml: str) -> None:
+        """Load an experiment design (validated now; deployed by start())."""
+        from nepi.core.execute import ExperimentController
+        with self._lock:
+            if self._controller is not None and self._controller.state not in (
+                    "shutdown",):
+                raise NepiError("an experiment is already loaded in %s (state %s); stop and "
+                                "shut it down first" % (self._root_dir, self._controller.state))
+            self._controller = ExperimentController(experiment_xml, self._root_dir)
+
+    @Pyro5.api.expose
+    def start_background(self) -> None:
+        """Deploy in a thread; follow with progress_events() and state()."""
+        controller = self._target()
+
+        def run():
+            try:
+                with self._lock:
+                    controller.start()
+            except Exception as e:
+                _logger.error("deployment failed: %s", e)
+
+        self._deploy_thread = threading.Thread(target=run, name="nepi-deploy", daemon=True)
+        self._deploy_thread.start()
+
+    @Pyro5.api.expose
+    def state(self) -> dict:
+        c = self._controller
+        if c is None:
+            return {"state": "empty", "error": None}
+        return {"state": c.state, "error": c.error, "started_time": c.started_time,
+                "stopped_time": c.stopped_time}
+
+    @Pyro5.api.expose
+    def get_started_time(self):
+        return self._target().started_time
+
+    @Pyro5.api.expose
+    def get_stopped_time(self):
+        return self._target().stopped_time
+
+    @Pyro5.api.expose
+    def get_guids(self) -> list:
+        return self._target().guids
+
+    @Pyro5.api.expose
+    def experiment_design_xml(self):
+        return self._target().experiment_design_xml
+
+    @Pyro5.api.expose
+    def experiment_execute_xml(self):
+        return self._target().experiment_execute_xml
+
+    @Pyro5.api.expose
+    def daemon_status(self) -> dict:
+        c = self._controller
+        info = {"pid": os.getpid(), "uptime": time.time() - self._started,
+                "root_dir": self._root_dir, "state": c.state if c else "empty",
+                "error": c.error if c else None, "testbeds": []}
+        if c is not None:
+            info["testbeds"] = c.testbeds_summary()
+        return info
+
+    @Pyro5.api.expose
+    def shutdown(self) -> None:
+        """Stop the experiment, shut every testbed down, then let nepid exit."""
+        try:
+            with self._lock:
+                if self._controller is not None:
+                    if self._controller.state == "started":
+                        try:
+                            self._controller.stop()
+                        except Exception as e:
+                            _logger.error("stop before shutdown failed: %s", e)
+                    self._controller.shutdown()
+        finally:
+            self.stop_event.set()
+
+    def keeps_alive(self) -> bool:
+        return True   # nepid only exits when told to
+
+
+ExperimentService = forwarding_class("ExperimentService", _ExperimentServiceBase,
+                                     MUTATING, QUERIES)

@@ -1,0 +1,86 @@
+"""Starting a daemon process and waiting until it is really serving."""
+
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from nepi.errors import NepiError
+from nepi.rpc.layout import DaemonLayout
+from nepi.rpc.liveness import is_same_process
+from nepi.rpc.pidlock import is_locked
+from nepi.rpc.security import ensure_private_dir
+from nepi.util.files import read_json
+
+READY_TIMEOUT = 60.0
+
+
+def environment_from_setup(setup: Optional[str], base: Optional[Dict[str, str]] = None) \
+        -> Dict[str, str]:
+    """Run the user's environment-setup shell snippet once and capture the environment."""
+    env = dict(base if base is not None else os.environ)
+    if not setup:
+        return env
+    proc = subprocess.run(["bash", "-c", setup + "\nenv -0"], env=env, capture_output=True)
+    if proc.returncode != 0:
+        raise NepiError("deployment_environment_setup failed (exit %d): %s"
+                        % (proc.returncode, proc.stderr.decode(errors="replace").strip()))
+    result = {}
+    for item in proc.stdout.split(b"\0"):
+        if b"=" in item:
+            key, value = item.split(b"=", 1)
+            result[key.decode(errors="replace")] = value.decode(errors="replace")
+    return result
+
+
+def python_path_env(env: Dict[str, str]) -> Dict[str, str]:
+    """Make sure the daemon imports this same nepi."""
+    import nepi
+    here = os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__)))
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in parts:
+        parts.append(here)
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    return env
+
+
+def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, str]] = None,
+           timeout: float = READY_TIMEOUT) -> dict:
+    """Start ``python -m nepi.rpc.daemon_main ROLE ...`` detached; return its ready record."""
+    layout = DaemonLayout(root_dir, role)
+    os.makedirs(layout.root_dir, exist_ok=True)
+    ensure_private_dir(layout.run_dir)
+    if is_locked(layout.pid_file):
+        raise NepiError("a %s daemon is already running in %s" % (layout.name, root_dir))
+    if os.path.exists(layout.record_file):
+        os.unlink(layout.record_file)
+    env = python_path_env(dict(env if env is not None else os.environ))
+    cmd = [sys.executable, "-m", "nepi.rpc.daemon_main", role, "--root-dir",
+           layout.root_dir] + list(args)
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise NepiError("could not start the %s daemon in %s: %s"
+                        % (layout.name, root_dir, proc.stderr.decode(errors="replace").strip()
+                           or "exit status %d" % proc.returncode))
+    return wait_ready(layout, timeout)
+
+
+def wait_ready(layout: DaemonLayout, timeout: float = READY_TIMEOUT) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = read_json(layout.record_file)
+        if record:
+            if record.get("state") == "failed":
+                raise NepiError("the %s daemon in %s failed to start: %s"
+                                % (layout.name, layout.root_dir, record.get("error")))
+            if record.get("state") == "ready":
+                if not is_same_process(record.get("pid"), record.get("start_time")):
+                    raise NepiError("the %s daemon in %s died right after starting (see %s)"
+                                    % (layout.name, layout.root_dir, record.get("log_file")))
+                return record
+        time.sleep(0.02)
+    raise NepiError("the %s daemon in %s did not become ready within %.0f s"
+                    % (layout.name, layout.root_dir, timeout))

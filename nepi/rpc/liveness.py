@@ -1,0 +1,62 @@
+"""Is a daemon process still the one we started? pid + process start time (psutil)."""
+
+import os
+import signal
+import time
+from typing import Optional
+
+import psutil
+
+
+def process_start_time(pid: int) -> Optional[float]:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def is_same_process(pid: Optional[int], start_time: Optional[float]) -> bool:
+    """True if ``pid`` runs and was started at ``start_time`` (not a recycled pid)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return start_time is None or abs(created - start_time) < 0.5
+
+
+def kill_process(pid: Optional[int], start_time: Optional[float], timeout: float = 5.0) -> bool:
+    """SIGTERM then SIGKILL a process we started (verified by start time). True if gone."""
+    if not is_same_process(pid, start_time):
+        return True
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_same_process(pid, start_time):
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_same_process(pid, start_time):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_exit(pid: Optional[int], start_time: Optional[float], timeout: float = 15.0) -> bool:
+    """Wait for a daemon told to shut down to be gone; kill it if it lingers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and is_same_process(pid, start_time):
+        time.sleep(0.05)
+    return kill_process(pid, start_time)

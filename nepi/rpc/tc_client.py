@@ -1,0 +1,120 @@
+"""The experiment controller's view of a testbed daemon: the TestbedController contract,
+each call forwarded over Pyro5 (phases with a long timeout, queries with a short one)."""
+
+import os
+from typing import List, Optional
+
+from nepi.core.testbed_api import TestbedController
+from nepi.errors import ControllerUnreachableError
+from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection
+from nepi.rpc.launcher import environment_from_setup, launch
+from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
+from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
+from nepi.rpc.security import read_secret
+from nepi.rpc.testbed_service import MUTATING, QUERIES
+from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.files import read_json
+
+
+class RemoteTestbedController(TestbedController):
+    def __init__(self, record: dict, secret: str, testbed_id: str, testbed_version: str,
+                 testbed_guid: Optional[int]) -> None:
+        super().__init__(testbed_id, testbed_version)
+        self.record = record
+        expect = {"testbed_guid": testbed_guid} if testbed_guid is not None else {}
+        name = "testbed %s daemon (pid %s)" % (testbed_guid if testbed_guid is not None
+                                               else testbed_id, record.get("pid"))
+        self._control = Connection(record["uri"], secret, ROLE_TESTBED, expect,
+                                   PHASE_TIMEOUT, name)
+        self._query = Connection(record["uri"], secret, ROLE_TESTBED, expect,
+                                 QUERY_TIMEOUT, name)
+        identity = self._query.call("identity")
+        if identity["testbed_id"] != testbed_id or \
+                identity["testbed_version"] != testbed_version:
+            raise ControllerUnreachableError(
+                "%s runs %s %s, expected %s %s" % (name, identity["testbed_id"],
+                                                   identity["testbed_version"], testbed_id,
+                                                   testbed_version))
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.record.get("pid")
+
+    @property
+    def guids(self) -> List[int]:
+        return self._query.call("guids")
+
+    def ping(self, timeout: float = 5.0) -> bool:
+        return self._query.ping(timeout)
+
+    def close(self) -> None:
+        self._control.close()
+        self._query.close()
+
+    def shutdown(self):
+        try:
+            self._control.call("shutdown")
+        finally:
+            self.close()
+            wait_exit(self.record.get("pid"), self.record.get("start_time"))
+
+    def is_alive(self) -> bool:
+        return is_same_process(self.record.get("pid"), self.record.get("start_time"))
+
+
+def _remote(name: str, connection: str):
+    def method(self, *args, **kwargs):
+        return getattr(self, connection).call(name, *args, **kwargs)
+    method.__name__ = name
+    method.__doc__ = getattr(TestbedController, name).__doc__
+    return method
+
+
+# Same names as the contract; defaults are applied by the controller in the daemon.
+for _name in MUTATING:
+    setattr(RemoteTestbedController, _name, _remote(_name, "_control"))
+for _name in QUERIES:
+    setattr(RemoteTestbedController, _name, _remote(_name, "_query"))
+
+
+def attach(root_dir: str, testbed_id: str, testbed_version: str,
+           testbed_guid: Optional[int]) -> RemoteTestbedController:
+    """Reconnect to the testbed daemon serving ``root_dir`` (pid, start time, secret)."""
+    layout = DaemonLayout(root_dir, ROLE_TESTBED)
+    record = read_json(layout.record_file)
+    if not record or record.get("state") != "ready":
+        raise ControllerUnreachableError("no testbed daemon record in %s" % layout.run_dir)
+    if not is_same_process(record.get("pid"), record.get("start_time")):
+        raise ControllerUnreachableError("testbed daemon pid %s of %s is gone"
+                                         % (record.get("pid"), root_dir))
+    return RemoteTestbedController(record, read_secret(layout.secret_file), testbed_id,
+                                   testbed_version, testbed_guid)
+
+
+def connect_testbed_controller(testbed_id: str, testbed_version: str, access_config,
+                               testbed_guid: Optional[int] = None,
+                               log_file: Optional[str] = None) -> RemoteTestbedController:
+    """Launch (or with ``recover`` reconnect to) a testbed daemon; return its client."""
+    if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
+        from nepi.rpc.ssh import connect_testbed_over_ssh
+        return connect_testbed_over_ssh(testbed_id, testbed_version, access_config,
+                                        testbed_guid, log_file)
+    root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
+    if access_config.get_attribute_value(DC.RECOVER):
+        return attach(root_dir, testbed_id, testbed_version, testbed_guid)
+    env = environment_from_setup(
+        access_config.get_attribute_value(DC.DEPLOYMENT_ENVIRONMENT_SETUP))
+    args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version,
+            "--log-level", access_config.get_attribute_value(DC.LOG_LEVEL)]
+    if testbed_guid is not None:
+        args += ["--testbed-guid", str(testbed_guid)]
+    if log_file:
+        args += ["--log-file", log_file]
+    record = launch(ROLE_TESTBED, root_dir, args, env)
+    try:
+        return RemoteTestbedController(record, read_secret(DaemonLayout(root_dir, ROLE_TESTBED)
+                                                           .secret_file),
+                                       testbed_id, testbed_version, testbed_guid)
+    except BaseException:
+        kill_process(record.get("pid"), record.get("start_time"))
+        raise

@@ -1,0 +1,60 @@
+"""The object a testbed daemon serves: the TestbedController contract, plus ping and an
+identity check, forwarding to the real controller in the daemon process."""
+
+import os
+import time
+
+import Pyro5.api
+
+from nepi.rpc.service import ServiceBase, forwarding_class
+from nepi.util.constants import TestbedStatus as TS
+
+MUTATING = ("defer_configure", "defer_create", "defer_create_set", "defer_factory_set",
+            "defer_connect", "defer_cross_connect", "defer_add_trace", "defer_add_address",
+            "defer_add_route", "program", "do_setup", "do_create", "do_connect_init",
+            "do_connect_compl", "do_preconfigure", "do_configure", "do_prestart",
+            "do_cross_connect_init", "do_cross_connect_compl", "start", "stop", "recover",
+            "set", "action")
+QUERIES = ("get", "get_values", "get_route", "get_address", "get_attribute_list",
+           "get_factory_id", "status", "testbed_status", "trace", "traces_info")
+
+
+class _TestbedServiceBase(ServiceBase):
+    def __init__(self, controller, testbed_guid) -> None:
+        super().__init__()
+        self._controller = controller
+        self._testbed_guid = testbed_guid
+        self._started = time.time()
+
+    def _target(self):
+        return self._controller
+
+    @Pyro5.api.expose
+    def identity(self) -> dict:
+        return {"testbed_id": self._controller.testbed_id,
+                "testbed_version": self._controller.testbed_version,
+                "testbed_guid": self._testbed_guid, "pid": os.getpid(),
+                "uptime": time.time() - self._started}
+
+    @Pyro5.api.expose
+    def guids(self) -> list:
+        return list(self._controller.guids)
+
+    @Pyro5.api.expose
+    def shutdown(self) -> None:
+        """Release the testbed's resources, then let the daemon exit."""
+        try:
+            with self._lock:
+                self._controller.shutdown()
+        finally:
+            self.stop_event.set()
+
+    def keeps_alive(self) -> bool:
+        """A running testbed must survive its controller's death (recovery needs it)."""
+        try:
+            return self._controller.testbed_status() == TS.STATUS_STARTED
+        except Exception:
+            return True
+
+
+TestbedService = forwarding_class("TestbedService", _TestbedServiceBase, MUTATING, QUERIES)
