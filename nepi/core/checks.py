@@ -106,7 +106,8 @@ class _Checker:
             self.add(guid, "cannot load testbed %r: %s" % (testbed_id,
                                                            self.catalog.error(testbed_id)))
             return
-        if provider.testbed_version != version:
+        from nepi.core.metadata import Metadata
+        if not Metadata(testbed_id).accepts_version(version):
             self.add(guid, "Bad testbed version on testbed %s. Asked for %s, got %s"
                      % (testbed_id, version, provider.testbed_version))
         amap = self.catalog.testbed_attributes(testbed_id)

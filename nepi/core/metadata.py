@@ -83,6 +83,11 @@ class MetadataInfo:
     def supported_recovery_policies(self) -> List[str]:
         return [DC.POLICY_FAIL, DC.POLICY_RESTART]
 
+    @property
+    def compatible_versions(self) -> List[str]:
+        """Older versions whose designs this testbed still deploys (e.g. NEPI 2's)."""
+        return []
+
 
 _DEPLOY = Attribute.ExecReadOnly | Attribute.ExecImmutable | Attribute.Metadata
 
@@ -233,6 +238,9 @@ class Metadata:
     testbed_id = property(lambda self: self._testbed_id)
     testbed_version = property(lambda self: self._info.testbed_version)
     info = property(lambda self: self._info)
+
+    def accepts_version(self, version: str) -> bool:
+        return version == self.testbed_version or version in self._info.compatible_versions
 
     def _complete_order(self, order: list) -> list:
         """The order list, then every factory it does not name (none is silently skipped)."""

@@ -28,7 +28,7 @@ class TestbedController(testbed_api.TestbedController):
     def __init__(self, testbed_id: str, testbed_version: str) -> None:
         super().__init__(testbed_id, testbed_version)
         self._metadata = Metadata(testbed_id)
-        if self._metadata.testbed_version != testbed_version:
+        if not self._metadata.accepts_version(testbed_version):
             raise RuntimeError("Bad testbed version on testbed %s. Asked for %s, got %s"
                                % (testbed_id, testbed_version, self._metadata.testbed_version))
         self._factories = {f.factory_id: f for f in self._metadata.build_factories()}

@@ -53,7 +53,8 @@ def _build_service(args, layout):
     if args.role == ROLE_TESTBED:
         from nepi.rpc.testbed_service import TestbedService
         from nepi.util.proxy import build_testbed_controller
-        controller = build_testbed_controller(args.testbed_id, args.testbed_version)
+        controller = build_testbed_controller(args.testbed_id, args.testbed_version,
+                                              in_daemon=True)
         return TestbedService(controller, args.testbed_guid), {
             "testbed_guid": args.testbed_guid, "testbed_id": args.testbed_id}
     from nepi.rpc.ec_service import ExperimentService

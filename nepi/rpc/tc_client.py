@@ -29,8 +29,9 @@ class RemoteTestbedController(TestbedController):
         self._query = Connection(record["uri"], secret, ROLE_TESTBED, expect,
                                  QUERY_TIMEOUT, name)
         identity = self._query.call("identity")
+        from nepi.core.metadata import Metadata
         if identity["testbed_id"] != testbed_id or \
-                identity["testbed_version"] != testbed_version:
+                not Metadata(testbed_id).accepts_version(testbed_version):
             raise ControllerUnreachableError(
                 "%s runs %s %s, expected %s %s" % (name, identity["testbed_id"],
                                                    identity["testbed_version"], testbed_id,

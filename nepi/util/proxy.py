@@ -79,16 +79,22 @@ def create_experiment_controller(xml, access_config: Optional[AccessConfiguratio
     raise RuntimeError("Unsupported access configuration '%s'" % mode)
 
 
-def build_testbed_controller(testbed_id: str, testbed_version: str):
-    """Import a testbed package and instantiate its TestbedController in this process."""
+def build_testbed_controller(testbed_id: str, testbed_version: str, in_daemon: bool = False):
+    """Import a testbed package and instantiate its TestbedController in this process.
+
+    A testbed that must own its process (ns-3: one simulator per process) exports the
+    real controller as ``DaemonTestbedController``, used inside testbed daemons, and a
+    ``TestbedController`` that runs it in a private child daemon."""
     module_name = find_testbed(testbed_id)
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise ImportError("Cannot find module %s for testbed %s: %s"
                           % (module_name, testbed_id, e)) from e
-    controller = module.TestbedController()
-    if controller.testbed_version != testbed_version:
+    cls = getattr(module, "DaemonTestbedController", None) if in_daemon else None
+    controller = (cls or module.TestbedController)()
+    from nepi.core.metadata import Metadata
+    if not Metadata(testbed_id).accepts_version(testbed_version):
         raise RuntimeError("Bad testbed version on testbed %s. Asked for %s, got %s"
                            % (testbed_id, testbed_version, controller.testbed_version))
     return controller
