@@ -255,8 +255,7 @@ class ExperimentController:
             self._create_round(ready)
             waiting = [g for g in waiting if g not in ready]
             if waiting:
-                self._resolve_dynamic(final=False,
-                                      only=lambda guid, loc: guid in waiting)
+                self._resolve_dynamic(final=False)
 
     def _create_round(self, guids: List[int]) -> None:
         self._testbed_order.append(list(guids))
@@ -476,18 +475,25 @@ class ExperimentController:
                 if name == DC.ROOT_DIRECTORY or data.get_attribute_data(testbed_guid, name) \
                         is not None or value != self._default_testbed_value(testbed_id, name):
                     data.add_attribute_data(testbed_guid, name, value)
-            requests = []
+            requests, defaults = [], {}
             for guid in data.box_guids(testbed_guid):
                 factory = self._catalog.factory(testbed_id, data.get_box_data(guid)[1])
-                names = set(factory.box_attributes.get_attribute_list(Attribute.ExecImmutable))
-                names.update(n for n, _ in data.get_attribute_data(guid))
-                requests += [[guid, n] for n in factory.box_attributes.get_attribute_list()
-                             if n in names]
+                box_attrs = factory.box_attributes
+                in_design = {n for n, _ in data.get_attribute_data(guid)}
+                for name in box_attrs.get_attribute_list(Attribute.ExecInvisible,
+                                                         exclude=True):
+                    requests.append([guid, name])
+                    if name not in in_design and not box_attrs.is_attribute_exec_immutable(
+                            name):
+                        defaults[(guid, name)] = box_attrs.get_attribute_value(name)
             if not requests:
                 continue
             for (guid, name), value in zip(requests, testbed.get_values(requests)):
-                if isinstance(value, (str, int, float, bool)):
-                    data.add_attribute_data(guid, name, value)
+                if not isinstance(value, (str, int, float, bool)):
+                    continue
+                if (guid, name) in defaults and value == defaults[(guid, name)]:
+                    continue   # an unchanged default: the testbed supplies it anyway
+                data.add_attribute_data(guid, name, value)
         self._execute_xml = self._parser.data_to_xml(data)
         write_atomic(os.path.join(self._root_dir, EXECUTE_XML), self._execute_xml)
 

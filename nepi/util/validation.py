@@ -98,6 +98,8 @@ def expectation(attribute) -> str:
     """Words describing what an attribute accepts, for error messages."""
     from nepi.core.attributes import Attribute
     fn = attribute.validation_function
+    if getattr(fn, "expected", None):
+        return fn.expected
     parts = []
     if attribute.type == Attribute.ENUM or attribute.allowed:
         parts.append("one of %s" % ", ".join(repr(a) for a in attribute.allowed or ()))

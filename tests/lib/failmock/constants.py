@@ -1,0 +1,2 @@
+TESTBED_ID = "failmock"
+TESTBED_VERSION = "0.1"
