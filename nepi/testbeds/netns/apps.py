@@ -1,0 +1,92 @@
+"""Running commands inside a namespace as real processes (setns in the child)."""
+
+import os
+import pwd
+import shlex
+import signal
+import subprocess
+import time
+from typing import Dict, Optional
+
+from nepi.testbeds.netns import nsutil
+
+
+def _demote(user: Optional[str]):
+    if not user:
+        return None
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError("unknown user %r" % user) from None
+    return pw
+
+
+def spawn(ns_name: str, command: str, stdout_path: Optional[str] = None,
+          stderr_path: Optional[str] = None, user: Optional[str] = None,
+          environment: Optional[Dict[str, str]] = None, stdin_text: Optional[str] = None,
+          cwd: Optional[str] = None) -> subprocess.Popen:
+    """Start ``bash -c command`` in the namespace, in its own session/process group."""
+    pw = _demote(user)
+    ns_fd = os.open(nsutil.ns_path(ns_name), os.O_RDONLY)
+
+    def child_setup():
+        nsutil.setns_fd(ns_fd)
+        if pw is not None:
+            os.initgroups(pw.pw_name, pw.pw_gid)
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+
+    env = dict(os.environ)
+    if pw is not None:
+        env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+    env.update(environment or {})
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    err = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            ["bash", "-c", command], stdin=subprocess.PIPE if stdin_text else
+            subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
+            preexec_fn=child_setup, pass_fds=(ns_fd,), start_new_session=True,
+            close_fds=True)
+    finally:
+        os.close(ns_fd)
+        for f in (out, err):
+            if hasattr(f, "close"):
+                f.close()
+    if stdin_text:
+        try:
+            proc.stdin.write(stdin_text.encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    return proc
+
+
+def parse_environment(text: Optional[str]) -> Dict[str, str]:
+    env = {}
+    for item in shlex.split(text or ""):
+        if "=" not in item:
+            raise ValueError("environment entry %r is not NAME=value" % item)
+        key, value = item.split("=", 1)
+        env[key] = value
+    return env
+
+
+def kill_group(pid: int, timeout: float = 3.0) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``timeout``."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.02)

@@ -1,0 +1,50 @@
+"""Cross-testbed connection code of the netns testbed."""
+
+import socket
+
+from nepi.util.tunchannel import TunChannel
+
+
+def connect_fd(testbed_instance, guid, cross_data):
+    """Hand this TAP/TUN device's fd to the peer (e.g. an ns-3 FdNetDevice) through the
+    Unix socket it published as ``tun_addr``."""
+    address = cross_data.get("tun_addr")
+    if not address:
+        raise RuntimeError("peer element %s published no tun_addr to receive the fd"
+                           % cross_data.get("_guid"))
+    fd = testbed_instance.tap_fd(guid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address if not address.startswith("@") else "\0" + address[1:])
+        socket.send_fds(sock, [b"0"], [fd])
+
+
+def _channel(testbed_instance, guid) -> TunChannel:
+    channel = testbed_instance.tunchannels.get(guid)
+    if channel is None:
+        devices = testbed_instance.get_connected(guid, "->fd", "fd->")
+        if not devices:
+            raise RuntimeError("TunChannel %d is not connected to a TAP/TUN interface" % guid)
+        channel = TunChannel(testbed_instance.tap_fd(devices[0]))
+        testbed_instance.tunchannels[guid] = channel
+    return channel
+
+
+def tunchannel_init(testbed_instance, guid, cross_data, proto):
+    """Open the local endpoint and publish its address, port and key to the peer."""
+    channel = _channel(testbed_instance, guid)
+    cipher = testbed_instance.get(guid, "tun_cipher")
+    if cipher:
+        channel.tun_cipher = cipher
+    if channel.tun_port is None:
+        channel.bind(proto, "127.0.0.1", testbed_instance.get(guid, "tun_port") or 0)
+    for name, value in (("tun_proto", proto), ("tun_addr", channel.tun_addr),
+                        ("tun_port", channel.tun_port), ("tun_key", channel.tun_key)):
+        testbed_instance.set(guid, name, value)
+
+
+def tunchannel_compl(testbed_instance, guid, cross_data, proto):
+    """Connect to the peer's published endpoint and start forwarding."""
+    channel = _channel(testbed_instance, guid)
+    channel.connect_peer(cross_data.get("tun_addr"), cross_data.get("tun_port"),
+                         cross_data.get("tun_proto") or proto, cross_data.get("tun_cipher"),
+                         cross_data.get("tun_key"))

@@ -1,0 +1,2 @@
+TESTBED_ID = "netns"
+TESTBED_VERSION = "0.1"

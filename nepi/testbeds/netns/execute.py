@@ -1,0 +1,575 @@
+"""netns TestbedController: nodes are named network namespaces, links veth pairs, switches
+Linux bridges, applications real processes; everything through netlink (pyroute2).
+
+Names derive from a per-testbed token, so that everything this testbed made can be found
+again after a crash (Recover) and removed (shutdown, ``nepid clean``) without touching
+anyone else's namespaces or links.
+"""
+
+import concurrent.futures
+import errno
+import fcntl
+import json
+import os
+import secrets
+import struct
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional
+
+import psutil
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from nepi.core import testbed_impl
+from nepi.errors import DeploymentError
+from nepi.testbeds.netns import apps, nsutil
+from nepi.testbeds.netns.constants import TESTBED_ID, TESTBED_VERSION
+from nepi.testbeds.netns.metadata import (APPLICATION, INTERFACES, NODE, NODEIFACE, P2PIFACE,
+                                          SWITCH, TAPIFACE, TUNCHANNEL, TUNIFACE)
+from nepi.util.constants import TIME_NOW
+from nepi.util.constants import ApplicationStatus as AS
+from nepi.util.constants import TestbedStatus as TS
+from nepi.util.files import read_json, write_json_atomic
+
+RESOURCES_FILE = "netns-resources.json"
+WORKERS = 16
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
+
+
+def names_for(token: str) -> Dict[str, str]:
+    """Name prefixes of one testbed instance (host interface names fit in 15 bytes)."""
+    return {"ns": "nepi-%s-" % token, "bridge": "nb%s" % token, "veth": "nv%s" % token}
+
+
+def _ignore_missing(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except NetlinkError as e:
+        if e.code not in (errno.ENODEV, errno.ENOENT, errno.ESRCH):
+            raise
+
+
+class TestbedController(testbed_impl.TestbedController):
+    def __init__(self) -> None:
+        super().__init__(TESTBED_ID, TESTBED_VERSION)
+        self._token: Optional[str] = None
+        self._apps: Dict[int, subprocess.Popen] = {}
+        self._app_pids: Dict[int, dict] = {}
+        self._captures: Dict[int, dict] = {}
+        self._tap_fds: Dict[int, int] = {}
+        self._configured = False
+        self._lock = threading.RLock()
+        self.tunchannels: Dict[int, object] = {}
+
+    # -- naming -------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            raise RuntimeError("netns testbed used before do_setup")
+        return self._token
+
+    def ns_name(self, node_guid: int) -> str:
+        return names_for(self.token)["ns"] + str(node_guid)
+
+    def bridge_name(self, guid: int) -> str:
+        return names_for(self.token)["bridge"] + str(guid)
+
+    def host_veth_name(self, guid: int) -> str:
+        return names_for(self.token)["veth"] + str(guid)
+
+    def node_of(self, guid: int) -> int:
+        nodes = self.get_connected(guid, "node", "devs") or \
+            self.get_connected(guid, "node", "apps")
+        if not nodes:
+            raise DeploymentError("element %d (%s) is not connected to a Node"
+                                  % (guid, self._create[guid]), guid=guid)
+        return nodes[0]
+
+    def ifname(self, guid: int) -> str:
+        """Interface name inside the node: the ``name`` attribute or eth<N>."""
+        name = self.get(guid, "name")
+        if name:
+            return name
+        node = self.node_of(guid)
+        siblings = sorted(self.get_connected(node, "devs", "node"))
+        prefix = "tap" if self._create[guid] == TAPIFACE else \
+            "tun" if self._create[guid] == TUNIFACE else "eth"
+        same = [g for g in siblings if self._iface_prefix(g) == prefix]
+        return "%s%d" % (prefix, same.index(guid))
+
+    def _iface_prefix(self, guid: int) -> str:
+        return {TAPIFACE: "tap", TUNIFACE: "tun"}.get(self._create[guid], "eth")
+
+    def _guids_of(self, *factories) -> List[int]:
+        return [g for g, f in self._create.items() if f in factories]
+
+    # -- resources file -----------------------------------------------------------------
+
+    def _resources_path(self) -> str:
+        return os.path.join(self.root_directory, RESOURCES_FILE)
+
+    def _save_resources(self) -> None:
+        write_json_atomic(self._resources_path(), {
+            "token": self._token, "prefixes": names_for(self._token),
+            "applications": {str(g): info for g, info in self._app_pids.items()},
+            "captures": {str(g): {k: v for k, v in c.items() if k != "proc"}
+                         for g, c in self._captures.items()}})
+
+    # -- phases -------------------------------------------------------------------------
+
+    def do_setup(self) -> None:
+        super().do_setup()
+        if os.geteuid() != 0:
+            raise DeploymentError("the netns testbed needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) "
+                                  "to create namespaces; run as root or with useSudo")
+        os.makedirs(self.root_directory, exist_ok=True)
+        saved = read_json(self._resources_path(), {}) or {}
+        self._token = saved.get("token") or secrets.token_hex(3)[:5]
+        self._save_resources()
+
+    def create_element(self, guid: int) -> None:
+        """Per-element create function: only records; do_create works in batches."""
+        self.elements[guid] = self._create[guid]
+
+    def do_create(self) -> None:
+        super().do_create()      # records elements and pushes create-time values
+        try:
+            self._create_namespaces()
+            with IPRoute() as host:
+                self._create_bridges(host)
+                self._create_links(host)
+            self._create_taps()
+        except DeploymentError:
+            raise
+        except Exception as e:
+            raise DeploymentError("netns: creating the topology failed: %s" % e,
+                                  phase="create") from e
+
+    def _pool(self, fn, items, what: str) -> None:
+        if not items:
+            return
+        with concurrent.futures.ThreadPoolExecutor(min(WORKERS, len(items))) as pool:
+            futures = {pool.submit(fn, item): item for item in items}
+            for future in concurrent.futures.as_completed(futures):
+                exc = future.exception()
+                if exc is not None:
+                    item = futures[future]
+                    raise DeploymentError("netns: %s failed for element %s: %s"
+                                          % (what, item, exc), guid=item
+                                          if isinstance(item, int) else None) from exc
+
+    def _create_namespaces(self) -> None:
+        def make(guid):
+            nsutil.create(self.ns_name(guid))
+            with nsutil.entered(self.ns_name(guid)):
+                with IPRoute() as ipr:
+                    ipr.link("set", index=1, state="up")    # lo
+                if self.get(guid, "forwarding"):
+                    nsutil.write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+        self._pool(make, self._guids_of(NODE), "creating the namespace")
+
+    def _create_bridges(self, host: IPRoute) -> None:
+        for guid in self._guids_of(SWITCH):
+            name = self.bridge_name(guid)
+            host.link("add", ifname=name, kind="bridge")
+            attrs = {}
+            if self.get(guid, "mtu"):
+                attrs["mtu"] = self.get(guid, "mtu")
+            idx = host.link_lookup(ifname=name)[0]
+            if attrs:
+                host.link("set", index=idx, **attrs)
+            if self.get(guid, "up"):
+                host.link("set", index=idx, state="up")
+
+    def _create_links(self, host: IPRoute) -> None:
+        done = set()
+        for guid in self._guids_of(P2PIFACE):
+            if guid in done:
+                continue
+            peers = self.get_connected(guid, "p2p", "p2p")
+            if not peers:
+                raise DeploymentError("P2PNodeInterface %d has no p2p peer" % guid, guid=guid)
+            peer = peers[0]
+            done.update((guid, peer))
+            host.link("add", ifname=self.host_veth_name(guid), kind="veth",
+                      peer={"ifname": self.ifname(peer),
+                            "net_ns_fd": nsutil.ns_path(self.ns_name(self.node_of(peer)))})
+            idx = host.link_lookup(ifname=self.host_veth_name(guid))[0]
+            host.link("set", index=idx, ifname=self.ifname(guid),
+                      net_ns_fd=nsutil.ns_path(self.ns_name(self.node_of(guid))))
+        for guid in self._guids_of(NODEIFACE):
+            host_name = self.host_veth_name(guid)
+            host.link("add", ifname=host_name, kind="veth",
+                      peer={"ifname": self.ifname(guid),
+                            "net_ns_fd": nsutil.ns_path(self.ns_name(self.node_of(guid)))})
+            idx = host.link_lookup(ifname=host_name)[0]
+            switches = self.get_connected(guid, "switch", "devs")
+            if switches:
+                bridge = host.link_lookup(ifname=self.bridge_name(switches[0]))[0]
+                host.link("set", index=idx, master=bridge, state="up")
+            else:
+                host.link("set", index=idx, state="up")
+
+    def _create_taps(self) -> None:
+        def make(guid):
+            flags = (IFF_TAP if self._create[guid] == TAPIFACE else IFF_TUN) | IFF_NO_PI
+            with nsutil.entered(self.ns_name(self.node_of(guid))):
+                fd = os.open("/dev/net/tun", os.O_RDWR)
+                try:
+                    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", self.ifname(guid).encode(),
+                                                           flags))
+                except BaseException:
+                    os.close(fd)
+                    raise
+            self._tap_fds[guid] = fd
+        self._pool(make, self._guids_of(TAPIFACE, TUNIFACE), "creating the TAP/TUN device")
+
+    def tap_fd(self, guid: int) -> int:
+        return self._tap_fds[guid]
+
+    def wait_tunchannel(self, guid: int) -> None:
+        channel = self.tunchannels.get(guid)
+        if channel is not None:
+            channel.wait()
+
+    def do_configure(self) -> None:
+        """Addresses, link state, MTU, shaping, routes and captures, one thread per node."""
+        super().do_configure()
+        by_node: Dict[int, List[int]] = {}
+        for guid in self._guids_of(*INTERFACES):
+            by_node.setdefault(self.node_of(guid), []).append(guid)
+
+        def configure_node(node):
+            with nsutil.entered(self.ns_name(node)):
+                with IPRoute() as ipr:
+                    for iface in by_node.get(node, []):
+                        self._configure_iface(ipr, iface)
+                    for (dest, prefix, nexthop, metric, device) in \
+                            self._add_route.get(node, []):
+                        self._add_one_route(ipr, node, dest, prefix, nexthop, metric, device)
+        try:
+            self._pool(configure_node, self._guids_of(NODE), "configuring the node")
+        except DeploymentError as e:
+            e.phase = "configure"
+            raise
+        self._start_captures()
+        self._configured = True
+
+    def _configure_iface(self, ipr: IPRoute, guid: int) -> None:
+        idx = ipr.link_lookup(ifname=self.ifname(guid))
+        if not idx:
+            raise DeploymentError("interface %s of element %d is missing"
+                                  % (self.ifname(guid), guid), guid=guid)
+        idx = idx[0]
+        attrs = {}
+        if self.get(guid, "mtu"):
+            attrs["mtu"] = self.get(guid, "mtu")
+        if self.get(guid, "lladdr"):
+            attrs["address"] = self.get(guid, "lladdr")
+        if attrs:
+            ipr.link("set", index=idx, **attrs)
+        for (address, prefix, broadcast) in self._add_address.get(guid, []):
+            kwargs = {"broadcast": broadcast} if broadcast else {}
+            ipr.addr("add", index=idx, address=address, prefixlen=prefix, **kwargs)
+        if self.get(guid, "up"):
+            ipr.link("set", index=idx, state="up")
+        self._apply_shaping(ipr, idx, self.get(guid, "bandwidth"))
+
+    @staticmethod
+    def _apply_shaping(ipr: IPRoute, idx: int, mbit: float, was_shaped: bool = False) -> None:
+        """tbf on egress: rate in Mbit/s, a burst of 10 ms worth of traffic (>= 2 MTU)."""
+        if mbit:
+            rate = int(mbit * 1e6 / 8)                     # bytes/s
+            burst = max(int(rate * 0.01), 2 * 1514 + 100)
+            ipr.tc("replace", kind="tbf", index=idx, handle="1:",
+                   rate="%dbit" % int(mbit * 1e6), burst=burst, latency="50ms")
+        elif was_shaped:
+            _ignore_missing(ipr.tc, "del", index=idx, handle="1:", parent=0xFFFFFFFF)
+
+    def _add_one_route(self, ipr, node, dest, prefix, nexthop, metric, device) -> None:
+        kwargs = {"dst": "%s/%d" % (dest, prefix)}
+        if nexthop:
+            kwargs["gateway"] = nexthop
+        if metric:
+            kwargs["priority"] = metric
+        if device:
+            found = ipr.link_lookup(ifname=device)
+            if not found:
+                raise DeploymentError("route on node %d names device %r, which the node "
+                                      "does not have" % (node, device), guid=node)
+            kwargs["oif"] = found[0]
+        ipr.route("add", **kwargs)
+
+    # -- traces -------------------------------------------------------------------------
+
+    def trace_filename(self, guid: int, trace_id: str) -> str:
+        if trace_id == "pcap":
+            kind = "node" if self._create[guid] == NODE else "iface"
+            return "%d-%s.pcap" % (guid, kind)
+        return "%d-%s.trace" % (guid, trace_id)
+
+    def trace_filepath(self, guid: int, trace_id: str) -> str:
+        return os.path.join(self.root_directory, self.trace_filename(guid, trace_id))
+
+    def trace(self, guid: int, trace_id: str, attribute: str = "value"):
+        if attribute == "value" and trace_id == "pcap":
+            self._flush_capture(guid)
+            with open(self.trace_filepath(guid, trace_id), "rb") as f:
+                import base64
+                return base64.b64encode(f.read()).decode()
+        return super().trace(guid, trace_id, attribute)
+
+    def _start_captures(self) -> None:
+        tcpdump = _find("tcpdump")
+        for guid, traces in self._add_trace.items():
+            if "pcap" not in traces:
+                continue
+            if self._create[guid] == NODE:
+                node, ifname = guid, "any"
+            else:
+                node, ifname = self.node_of(guid), self.ifname(guid)
+            path = self.trace_filepath(guid, "pcap")
+            proc = apps.spawn(self.ns_name(node),
+                              "exec %s -U -n -i %s -w %s" % (tcpdump, ifname, path),
+                              stderr_path=path + ".stderr")
+            self._captures[guid] = {"pid": proc.pid, "start": _start_time(proc.pid),
+                                    "path": path, "proc": proc}
+            _wait_capture_ready(path + ".stderr", proc)
+        if self._captures:
+            self._save_resources()
+
+    def _flush_capture(self, guid: int) -> None:
+        """tcpdump -U writes each packet; give it a moment to reach the file."""
+        if guid in self._captures:
+            time.sleep(0.05)
+
+    def _stop_captures(self) -> None:
+        for guid, cap in list(self._captures.items()):
+            _stop_process(cap.get("pid"), cap.get("start"), cap.get("proc"))
+        self._captures.clear()
+
+    # -- applications -------------------------------------------------------------------
+
+    def start_application(self, guid: int) -> None:
+        traces = self._add_trace.get(guid, [])
+        user = self.get(guid, "user")
+        if self.get(guid, "sudo"):
+            user = None
+        command = self.get(guid, "command")
+        if not command:
+            raise DeploymentError("Application %d has no command" % guid, guid=guid)
+        proc = apps.spawn(
+            self.ns_name(self.node_of(guid)), command,
+            stdout_path=self.trace_filepath(guid, "stdout") if "stdout" in traces else None,
+            stderr_path=self.trace_filepath(guid, "stderr") if "stderr" in traces else None,
+            user=user, environment=apps.parse_environment(self.get(guid, "environment")),
+            stdin_text=self.get(guid, "stdin"), cwd=self.root_directory)
+        self._apps[guid] = proc
+        self._app_pids[guid] = {"pid": proc.pid, "start": _start_time(proc.pid)}
+        self._save_resources()
+
+    def stop_application(self, guid: int) -> None:
+        info = self._app_pids.get(guid)
+        if info is not None:
+            _stop_process(info["pid"], info["start"], self._apps.get(guid))
+
+    def application_status(self, guid: int) -> int:
+        proc = self._apps.get(guid)
+        if proc is not None:
+            return AS.STATUS_RUNNING if proc.poll() is None else AS.STATUS_FINISHED
+        info = self._app_pids.get(guid)
+        if info is None:
+            return AS.STATUS_NOT_STARTED
+        alive = _same_process(info["pid"], info["start"])
+        return AS.STATUS_RUNNING if alive else AS.STATUS_FINISHED
+
+    def start(self, time: str = TIME_NOW) -> None:
+        if self._status == TS.STATUS_STARTED:
+            return
+        super().start(time)
+
+    # -- runtime attributes -------------------------------------------------------------
+
+    _LIVE = ("up", "mtu", "bandwidth")
+
+    def set(self, guid: int, name: str, value, time: str = TIME_NOW) -> None:
+        super().set(guid, name, value, time)
+        if self._configured and name in self._LIVE and self._create[guid] in INTERFACES:
+            with self._lock, nsutil.entered(self.ns_name(self.node_of(guid))):
+                with IPRoute() as ipr:
+                    idx = ipr.link_lookup(ifname=self.ifname(guid))[0]
+                    if name == "up":
+                        ipr.link("set", index=idx, state="up" if value else "down")
+                    elif name == "mtu":
+                        ipr.link("set", index=idx, mtu=value)
+                    else:
+                        self._apply_shaping(ipr, idx, value, was_shaped=True)
+        elif self._configured and name in ("up", "mtu") and self._create[guid] == SWITCH:
+            with IPRoute() as host:
+                idx = host.link_lookup(ifname=self.bridge_name(guid))[0]
+                if name == "up":
+                    host.link("set", index=idx, state="up" if value else "down")
+                else:
+                    host.link("set", index=idx, mtu=value)
+
+    def get(self, guid: int, name: str, time: str = TIME_NOW):
+        value = super().get(guid, name, time)
+        if self._configured and name in ("up", "mtu", "lladdr") \
+                and self._create.get(guid) in INTERFACES:
+            try:
+                with nsutil.entered(self.ns_name(self.node_of(guid))):
+                    with IPRoute() as ipr:
+                        link = ipr.get_links(ifname=self.ifname(guid))[0]
+                if name == "up":
+                    return bool(link["flags"] & 1)
+                if name == "mtu":
+                    return link.get_attr("IFLA_MTU")
+                return link.get_attr("IFLA_ADDRESS")
+            except (OSError, IndexError, NetlinkError):
+                return value
+        return value
+
+    # -- teardown and recovery ----------------------------------------------------------
+
+    def stop(self, time: str = TIME_NOW) -> None:
+        super().stop(time)
+
+    def shutdown(self) -> None:
+        """Kill processes, close devices, remove namespaces, bridges and veths."""
+        for guid in list(self._app_pids):
+            self.stop_application(guid)
+        self._stop_captures()
+        for tc in list(self.tunchannels.values()):
+            tc.close()
+        self.tunchannels.clear()
+        for fd in self._tap_fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._tap_fds.clear()
+        if self._token is not None:
+            remove_resources(self._token)
+            try:
+                os.unlink(self._resources_path())
+            except OSError:
+                pass
+        self.elements.clear()
+        self._configured = False
+
+    def recover(self) -> None:
+        """Re-attach to namespaces, links and processes left by a dead controller."""
+        saved = read_json(self._resources_path(), {}) or {}
+        if saved.get("token") != self._token:
+            raise DeploymentError("no netns resources to recover in %s" % self.root_directory)
+        missing = [self.ns_name(g) for g in self._guids_of(NODE)
+                   if not nsutil.exists(self.ns_name(g))]
+        if missing:
+            raise DeploymentError("cannot recover: namespaces %s are gone"
+                                  % ", ".join(missing))
+        for guid, factory in self._create.items():
+            self.elements[guid] = factory
+        for key, info in (saved.get("applications") or {}).items():
+            self._app_pids[int(key)] = info
+        for key, info in (saved.get("captures") or {}).items():
+            self._captures[int(key)] = info
+        self._configured = True
+        self._started = True
+        self._status = TS.STATUS_STARTED
+
+
+def remove_resources(token: str, wait: float = 5.0) -> None:
+    """Remove every namespace, bridge and veth named after ``token``, and the processes
+    still running inside those namespaces."""
+    prefixes = names_for(token)
+    namespaces = nsutil.list_namespaces(prefixes["ns"])
+    for name in namespaces:
+        for pid in nsutil.pids_in(name):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(nsutil.remove, namespaces))
+    with IPRoute() as host:
+        for link in host.get_links():
+            name = link.get_attr("IFLA_IFNAME") or ""
+            if name.startswith(prefixes["bridge"]) or name.startswith(prefixes["veth"]):
+                _ignore_missing(host.link, "del", index=link["index"])
+        # namespace removal frees the links asynchronously: wait until they are gone
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            left = [link for link in host.get_links()
+                    if (link.get_attr("IFLA_IFNAME") or "").startswith(
+                        (prefixes["bridge"], prefixes["veth"]))]
+            if not left:
+                break
+            time.sleep(0.05)
+
+
+def cleanup(root_dir: str) -> None:
+    """Testbed hook for ``nepid clean`` and lost controllers: remove this root dir's
+    leftovers (only what its token names)."""
+    saved = read_json(os.path.join(root_dir, RESOURCES_FILE), {}) or {}
+    token = saved.get("token")
+    if not token:
+        return
+    for info in list((saved.get("applications") or {}).values()) + \
+            list((saved.get("captures") or {}).values()):
+        _stop_process(info.get("pid"), info.get("start"), None)
+    remove_resources(token)
+    try:
+        os.unlink(os.path.join(root_dir, RESOURCES_FILE))
+    except OSError:
+        pass
+
+
+def _find(name: str) -> str:
+    from nepi.util.environ import find_bin
+    path = find_bin(name)
+    if path is None:
+        raise DeploymentError("%s is not installed (needed for pcap traces)" % name)
+    return path
+
+
+def _start_time(pid: int) -> Optional[float]:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _same_process(pid, start) -> bool:
+    from nepi.rpc.liveness import is_same_process
+    return is_same_process(pid, start)
+
+
+def _stop_process(pid, start, proc) -> None:
+    """Terminate a process group we started (checked by start time), reaping our child."""
+    if pid and _same_process(pid, start):
+        apps.kill_group(pid)
+    if proc is not None:
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _wait_capture_ready(stderr_path: str, proc, timeout: float = 5.0) -> None:
+    """tcpdump prints 'listening on' once it captures; packets before that are lost."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(stderr_path) as f:
+                if "listening on" in f.read():
+                    return
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None:
+            with open(stderr_path) as f:
+                raise DeploymentError("tcpdump failed: %s" % f.read().strip())
+        time.sleep(0.02)
