@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import secrets
+import socket
 import struct
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from nepi.core import testbed_impl
 from nepi.errors import DeploymentError
 from nepi.testbeds.netns import apps, nsutil
+from nepi.testbeds.netns.rtnl import Rtnl
 from nepi.testbeds.netns.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.testbeds.netns.metadata import (APPLICATION, INTERFACES, NODE, NODEIFACE, P2PIFACE,
                                           SWITCH, TAPIFACE, TUNCHANNEL, TUNIFACE)
@@ -34,7 +36,7 @@ from nepi.util.constants import TestbedStatus as TS
 from nepi.util.files import read_json, write_json_atomic
 
 RESOURCES_FILE = "netns-resources.json"
-WORKERS = 16
+WORKERS = 4
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
 
@@ -140,8 +142,8 @@ class TestbedController(testbed_impl.TestbedController):
         try:
             self._create_namespaces()
             with IPRoute() as host:
-                self._create_bridges(host)
-                self._create_links(host)
+                self._create_switched_links(host)
+            self._create_p2p_links()
             self._create_taps()
         except DeploymentError:
             raise
@@ -166,53 +168,56 @@ class TestbedController(testbed_impl.TestbedController):
         def make(guid):
             nsutil.create(self.ns_name(guid))
             with nsutil.entered(self.ns_name(guid)):
-                with IPRoute() as ipr:
-                    ipr.link("set", index=1, state="up")    # lo
                 if self.get(guid, "forwarding"):
                     nsutil.write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
         self._pool(make, self._guids_of(NODE), "creating the namespace")
 
-    def _create_bridges(self, host: IPRoute) -> None:
+    def _create_switched_links(self, host: IPRoute) -> None:
+        """Bridges, then one veth per NodeInterface: inner end created directly in its
+        node, outer end enslaved and up, all in the creating request (no lookups)."""
+        bridges = {}
         for guid in self._guids_of(SWITCH):
-            name = self.bridge_name(guid)
-            host.link("add", ifname=name, kind="bridge")
-            attrs = {}
-            if self.get(guid, "mtu"):
-                attrs["mtu"] = self.get(guid, "mtu")
-            idx = host.link_lookup(ifname=name)[0]
-            if attrs:
-                host.link("set", index=idx, **attrs)
+            attrs = {"mtu": self.get(guid, "mtu")} if self.get(guid, "mtu") else {}
             if self.get(guid, "up"):
-                host.link("set", index=idx, state="up")
+                attrs["state"] = "up"
+            host.link("add", ifname=self.bridge_name(guid), kind="bridge", **attrs)
+            bridges[guid] = host.link("get", ifname=self.bridge_name(guid))[0]["index"]
+        ns_fds: Dict[int, int] = {}
+        try:
+            with Rtnl() as rtnl:
+                for guid in self._guids_of(NODEIFACE):
+                    node = self.node_of(guid)
+                    if node not in ns_fds:
+                        ns_fds[node] = os.open(nsutil.ns_path(self.ns_name(node)), os.O_RDONLY)
+                    switches = self.get_connected(guid, "switch", "devs")
+                    rtnl.add_veth(self.host_veth_name(guid), self.ifname(guid), ns_fds[node],
+                                  master=bridges[switches[0]] if switches else None, up=True)
+        finally:
+            for fd in ns_fds.values():
+                os.close(fd)
 
-    def _create_links(self, host: IPRoute) -> None:
-        done = set()
+    def _create_p2p_links(self) -> None:
+        """Each veth pair is made from inside the node of its lower-guid end."""
+        by_node: Dict[int, List[tuple]] = {}
         for guid in self._guids_of(P2PIFACE):
-            if guid in done:
-                continue
             peers = self.get_connected(guid, "p2p", "p2p")
             if not peers:
                 raise DeploymentError("P2PNodeInterface %d has no p2p peer" % guid, guid=guid)
-            peer = peers[0]
-            done.update((guid, peer))
-            host.link("add", ifname=self.host_veth_name(guid), kind="veth",
-                      peer={"ifname": self.ifname(peer),
-                            "net_ns_fd": nsutil.ns_path(self.ns_name(self.node_of(peer)))})
-            idx = host.link_lookup(ifname=self.host_veth_name(guid))[0]
-            host.link("set", index=idx, ifname=self.ifname(guid),
-                      net_ns_fd=nsutil.ns_path(self.ns_name(self.node_of(guid))))
-        for guid in self._guids_of(NODEIFACE):
-            host_name = self.host_veth_name(guid)
-            host.link("add", ifname=host_name, kind="veth",
-                      peer={"ifname": self.ifname(guid),
-                            "net_ns_fd": nsutil.ns_path(self.ns_name(self.node_of(guid)))})
-            idx = host.link_lookup(ifname=host_name)[0]
-            switches = self.get_connected(guid, "switch", "devs")
-            if switches:
-                bridge = host.link_lookup(ifname=self.bridge_name(switches[0]))[0]
-                host.link("set", index=idx, master=bridge, state="up")
-            else:
-                host.link("set", index=idx, state="up")
+            if guid < peers[0]:
+                by_node.setdefault(self.node_of(guid), []).append((guid, peers[0]))
+
+        def make(node):
+            fds = []
+            try:
+                with Rtnl(self.ns_name(node)) as rtnl:
+                    for guid, peer in by_node[node]:
+                        fds.append(os.open(nsutil.ns_path(self.ns_name(self.node_of(peer))),
+                                           os.O_RDONLY))
+                        rtnl.add_veth(self.ifname(guid), self.ifname(peer), fds[-1])
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        self._pool(make, list(by_node), "creating point-to-point links")
 
     def _create_taps(self) -> None:
         def make(guid):
@@ -244,13 +249,27 @@ class TestbedController(testbed_impl.TestbedController):
             by_node.setdefault(self.node_of(guid), []).append(guid)
 
         def configure_node(node):
-            with nsutil.entered(self.ns_name(node)):
-                with IPRoute() as ipr:
-                    for iface in by_node.get(node, []):
-                        self._configure_iface(ipr, iface)
-                    for (dest, prefix, nexthop, metric, device) in \
-                            self._add_route.get(node, []):
-                        self._add_one_route(ipr, node, dest, prefix, nexthop, metric, device)
+            shaped = []
+            with Rtnl(self.ns_name(node)) as rtnl:
+                rtnl.set_link(1, up=True)                  # lo
+                for iface in by_node.get(node, []):
+                    if self._configure_iface(rtnl, iface):
+                        shaped.append(iface)
+                rtnl.commit()     # routes need their interfaces up with addresses
+                for (dest, prefix, nexthop, metric, device) in self._add_route.get(node, []):
+                    try:
+                        oif = rtnl.index(device) if device else None
+                    except OSError:
+                        raise DeploymentError("route on node %d names device %r, which the "
+                                              "node does not have" % (node, device),
+                                              guid=node) from None
+                    rtnl.add_route(dest, prefix, nexthop, oif, metric)
+            if shaped:
+                with nsutil.entered(self.ns_name(node)), IPRoute() as ipr:
+                    for iface in shaped:
+                        self._apply_shaping(ipr, socket.if_nametoindex(self.ifname(iface)),
+                                            self.get(iface, "bandwidth"))
+
         try:
             self._pool(configure_node, self._guids_of(NODE), "configuring the node")
         except DeploymentError as e:
@@ -259,25 +278,20 @@ class TestbedController(testbed_impl.TestbedController):
         self._start_captures()
         self._configured = True
 
-    def _configure_iface(self, ipr: IPRoute, guid: int) -> None:
-        idx = ipr.link_lookup(ifname=self.ifname(guid))
-        if not idx:
+    def _configure_iface(self, rtnl: Rtnl, guid: int) -> bool:
+        """MAC, MTU, addresses and link state; True if the interface needs shaping."""
+        try:
+            idx = rtnl.index(self.ifname(guid))
+        except OSError:
             raise DeploymentError("interface %s of element %d is missing"
-                                  % (self.ifname(guid), guid), guid=guid)
-        idx = idx[0]
-        attrs = {}
-        if self.get(guid, "mtu"):
-            attrs["mtu"] = self.get(guid, "mtu")
-        if self.get(guid, "lladdr"):
-            attrs["address"] = self.get(guid, "lladdr")
-        if attrs:
-            ipr.link("set", index=idx, **attrs)
+                                  % (self.ifname(guid), guid), guid=guid) from None
+        if self.get(guid, "mtu") or self.get(guid, "lladdr"):
+            rtnl.set_link(idx, mtu=self.get(guid, "mtu"), address=self.get(guid, "lladdr"))
         for (address, prefix, broadcast) in self._add_address.get(guid, []):
-            kwargs = {"broadcast": broadcast} if broadcast else {}
-            ipr.addr("add", index=idx, address=address, prefixlen=prefix, **kwargs)
+            rtnl.add_address(idx, address, prefix, broadcast)
         if self.get(guid, "up"):
-            ipr.link("set", index=idx, state="up")
-        self._apply_shaping(ipr, idx, self.get(guid, "bandwidth"))
+            rtnl.set_link(idx, up=True)
+        return bool(self.get(guid, "bandwidth"))
 
     @staticmethod
     def _apply_shaping(ipr: IPRoute, idx: int, mbit: float, was_shaped: bool = False) -> None:
@@ -289,20 +303,6 @@ class TestbedController(testbed_impl.TestbedController):
                    rate="%dbit" % int(mbit * 1e6), burst=burst, latency="50ms")
         elif was_shaped:
             _ignore_missing(ipr.tc, "del", index=idx, handle="1:", parent=0xFFFFFFFF)
-
-    def _add_one_route(self, ipr, node, dest, prefix, nexthop, metric, device) -> None:
-        kwargs = {"dst": "%s/%d" % (dest, prefix)}
-        if nexthop:
-            kwargs["gateway"] = nexthop
-        if metric:
-            kwargs["priority"] = metric
-        if device:
-            found = ipr.link_lookup(ifname=device)
-            if not found:
-                raise DeploymentError("route on node %d names device %r, which the node "
-                                      "does not have" % (node, device), guid=node)
-            kwargs["oif"] = found[0]
-        ipr.route("add", **kwargs)
 
     # -- traces -------------------------------------------------------------------------
 
@@ -432,6 +432,16 @@ class TestbedController(testbed_impl.TestbedController):
             except (OSError, IndexError, NetlinkError):
                 return value
         return value
+
+    def get_values(self, requests: List[list]) -> List:
+        """Bulk reads report the configured values (single gets read the kernel)."""
+        values = []
+        for guid, name in requests:
+            try:
+                values.append(testbed_impl.TestbedController.get(self, guid, name))
+            except Exception:
+                values.append(None)
+        return values
 
     # -- teardown and recovery ----------------------------------------------------------
 
