@@ -27,6 +27,9 @@ def ensure_private_dir(path: str) -> str:
 
 
 def runtime_base() -> str:
+    configured = os.environ.get("NEPI_SOCKET_DIR")
+    if configured:
+        return ensure_private_dir(configured)
     base = os.environ.get("XDG_RUNTIME_DIR")
     if not base or not os.path.isdir(base):
         base = "/run/user/%d" % os.getuid() if os.path.isdir("/run/user/%d" % os.getuid()) \
