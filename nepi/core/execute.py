@@ -299,6 +299,7 @@ class ExperimentController:
                 testbed_id=testbed_id, testbed_version=version, pid=record.get("pid"),
                 start_time=record.get("start_time"), socket=record.get("socket"),
                 root_dir=record.get("root_dir"), log_file=log_file,
+                host=record.get("host", "localhost"),
                 recovery_policy=self._policy(testbed_guid), state="running")
         calls = [["defer_configure", name, value]
                  for name, value in self._data.get_attribute_data(testbed_guid)
@@ -761,7 +762,8 @@ class ExperimentController:
         from nepi.util.proxy import cleanup_testbed
         manifest = Manifest(self._root_dir)
         entry = manifest.entry(testbed_key(testbed_guid)) or {}
-        kill_process(entry.get("pid"), entry.get("start_time"))
+        if entry.get("host", "localhost") == "localhost":   # a remote pid is not ours
+            kill_process(entry.get("pid"), entry.get("start_time"))
         if entry:
             manifest.update(testbed_key(testbed_guid), state="lost")
         try:

@@ -17,8 +17,9 @@ from nepi.util.files import read_json
 class ExperimentControllerProxy:
     """Same methods as nepi.core.execute.ExperimentController, served by nepid."""
 
-    def __init__(self, record: dict, secret: str) -> None:
+    def __init__(self, record: dict, secret: str, tunnel=None) -> None:
         self.record = record
+        self._tunnel = tunnel     # an SSH tunnel when nepid runs on another host
         name = "nepid (pid %s) in %s" % (record.get("pid"), record.get("root_dir"))
         self._control = Connection(record["uri"], secret, ROLE_EC, None, PHASE_TIMEOUT, name)
         self._query = Connection(record["uri"], secret, ROLE_EC, None, QUERY_TIMEOUT, name)
@@ -66,11 +67,14 @@ class ExperimentControllerProxy:
             self._control.call("shutdown")
         finally:
             self.close()
-            wait_exit(self.record.get("pid"), self.record.get("start_time"))
+            if self._tunnel is None:
+                wait_exit(self.record.get("pid"), self.record.get("start_time"))
 
     def close(self) -> None:
         self._control.close()
         self._query.close()
+        if self._tunnel is not None:
+            self._tunnel.close()
 
 
 def _remote(name: str, connection: str):

@@ -18,9 +18,10 @@ from nepi.util.files import read_json
 
 class RemoteTestbedController(TestbedController):
     def __init__(self, record: dict, secret: str, testbed_id: str, testbed_version: str,
-                 testbed_guid: Optional[int]) -> None:
+                 testbed_guid: Optional[int], tunnel=None) -> None:
         super().__init__(testbed_id, testbed_version)
         self.record = record
+        self._tunnel = tunnel     # an SSH tunnel when the daemon runs on another host
         expect = {"testbed_guid": testbed_guid} if testbed_guid is not None else {}
         name = "testbed %s daemon (pid %s)" % (testbed_guid if testbed_guid is not None
                                                else testbed_id, record.get("pid"))
@@ -51,15 +52,20 @@ class RemoteTestbedController(TestbedController):
     def close(self) -> None:
         self._control.close()
         self._query.close()
+        if self._tunnel is not None:
+            self._tunnel.close()
 
     def shutdown(self):
         try:
             self._control.call("shutdown")
         finally:
             self.close()
-            wait_exit(self.record.get("pid"), self.record.get("start_time"))
+            if self._tunnel is None:
+                wait_exit(self.record.get("pid"), self.record.get("start_time"))
 
     def is_alive(self) -> bool:
+        if self._tunnel is not None:   # the pid is on another host: ask the daemon
+            return self._tunnel.proc.poll() is None and self.ping()
         return is_same_process(self.record.get("pid"), self.record.get("start_time"))
 
 

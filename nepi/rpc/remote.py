@@ -1,0 +1,40 @@
+"""Run on a remote host through SSH: launch (or find) a daemon there and print, as one
+JSON line on stdout, its ready record and secret for the client at the other end.
+
+    python3 -m nepi.rpc.remote launch ROLE ROOT_DIR [daemon args...]
+    python3 -m nepi.rpc.remote attach ROLE ROOT_DIR
+"""
+
+import json
+import sys
+
+from nepi.rpc.launcher import launch
+from nepi.rpc.layout import DaemonLayout
+from nepi.rpc.liveness import is_same_process
+from nepi.rpc.security import read_secret
+from nepi.util.files import read_json
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 3 or argv[0] not in ("launch", "attach"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    action, role, root_dir, rest = argv[0], argv[1], argv[2], argv[3:]
+    layout = DaemonLayout(root_dir, role)
+    try:
+        if action == "launch":
+            record = launch(role, root_dir, rest)
+        else:
+            record = read_json(layout.record_file)
+            if not record or not is_same_process(record.get("pid"), record.get("start_time")):
+                raise RuntimeError("no live %s daemon in %s" % (layout.name, root_dir))
+        print(json.dumps({"record": record, "secret": read_secret(layout.secret_file)}))
+        return 0
+    except Exception as e:
+        print(json.dumps({"error": str(e)}))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Daemons on another host: launched over SSH, reached through an SSH-forwarded Unix
+socket (the remote socket stays owner-only; the local end lives in a 0700 directory).
+
+The remote side runs ``python3 -m nepi.rpc.remote``; set NEPI_REMOTE_PYTHON to use
+another interpreter, and ``deployment_environment_setup`` for what it needs (PATH,
+PYTHONPATH...). Each SSH command uses the configured key/agent/port/user; NEPI_SSH_OPTIONS
+adds options (e.g. a UserKnownHostsFile).
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from typing import List, Optional
+
+from nepi.errors import ControllerUnreachableError, NepiError
+from nepi.rpc.client import unix_uri
+from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
+from nepi.rpc.liveness import kill_process, process_start_time
+from nepi.rpc.security import ensure_private_dir
+from nepi.util.constants import DeploymentConfiguration as DC
+
+SSH_TIMEOUT = 60.0
+
+
+class SshTarget:
+    def __init__(self, access_config) -> None:
+        get = access_config.get_attribute_value
+        self.host = get(DC.DEPLOYMENT_HOST)
+        self.user = get(DC.DEPLOYMENT_USER)
+        self.port = get(DC.DEPLOYMENT_PORT)
+        self.key = get(DC.DEPLOYMENT_KEY)
+        self.agent = get(DC.USE_AGENT)
+        self.sudo = get(DC.USE_SUDO)
+        self.setup = get(DC.DEPLOYMENT_ENVIRONMENT_SETUP)
+        self.log_level = get(DC.LOG_LEVEL)
+
+    def ssh_argv(self, *extra: str) -> List[str]:
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5",
+                "-p", str(self.port), "-l", self.user]
+        if self.key:
+            argv += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
+        if self.agent:
+            argv.append("-A")
+        argv += shlex.split(os.environ.get("NEPI_SSH_OPTIONS", ""))
+        return argv + list(extra) + [self.host]
+
+    def run_python(self, module_args: List[str]) -> dict:
+        python = os.environ.get("NEPI_REMOTE_PYTHON", "python3")
+        command = " ".join(shlex.quote(a) for a in [python, "-m"] + module_args)
+        if self.sudo:
+            command = "sudo -n " + command
+        if self.setup:
+            command = self.setup + "\n" + command
+        proc = subprocess.run(self.ssh_argv() + ["bash -c " + shlex.quote(command)],
+                              capture_output=True, text=True, timeout=SSH_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            raise NepiError("ssh %s@%s:%s failed (exit %d): %s"
+                            % (self.user, self.host, self.port, proc.returncode,
+                               proc.stderr.strip() or proc.stdout.strip()))
+        reply = json.loads(lines[-1])
+        if "error" in reply:
+            raise NepiError("on %s: %s" % (self.host, reply["error"]))
+        return reply
+
+
+class Tunnel:
+    """``ssh -N -L local.sock:remote.sock``; the local socket is in a private dir."""
+
+    def __init__(self, target: SshTarget, remote_socket: str,
+                 local_dir: Optional[str] = None) -> None:
+        self.dir = ensure_private_dir(local_dir or tempfile.mkdtemp(prefix="nepi-ssh-"))
+        self.local_socket = os.path.join(self.dir, "tunnel-%d.sock" % os.getpid())
+        if os.path.exists(self.local_socket):
+            os.unlink(self.local_socket)
+        old = os.umask(0o077)
+        try:
+            self.proc = subprocess.Popen(
+                target.ssh_argv("-N", "-o", "ExitOnForwardFailure=yes",
+                                "-o", "StreamLocalBindUnlink=yes",
+                                "-L", "%s:%s" % (self.local_socket, remote_socket)),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True)
+        finally:
+            os.umask(old)
+        self.start_time = process_start_time(self.proc.pid)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(self.local_socket):
+            if self.proc.poll() is not None:
+                raise ControllerUnreachableError("ssh tunnel to %s failed: %s" % (
+                    target.host, self.proc.stderr.read().decode(errors="replace").strip()))
+            if time.monotonic() > deadline:
+                self.close()
+                raise ControllerUnreachableError("ssh tunnel to %s not ready" % target.host)
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        kill_process(self.proc.pid, self.start_time, timeout=2)
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        if os.path.exists(self.local_socket):
+            os.unlink(self.local_socket)
+
+
+def _remote_daemon(role: str, access_config, extra_args: List[str]):
+    target = SshTarget(access_config)
+    root = access_config.get_attribute_value(DC.ROOT_DIRECTORY)
+    if access_config.get_attribute_value(DC.RECOVER):
+        reply = target.run_python(["nepi.rpc.remote", "attach", role, root])
+    else:
+        reply = target.run_python(["nepi.rpc.remote", "launch", role, root,
+                                   "--log-level", target.log_level] + extra_args)
+    record = dict(reply["record"])
+    tunnel = Tunnel(target, record["socket"])
+    record["remote_uri"] = record["uri"]
+    record["uri"] = unix_uri(DaemonLayout(root, role).object_id, tunnel.local_socket)
+    record["host"] = target.host
+    return record, reply["secret"], tunnel
+
+
+def connect_testbed_over_ssh(testbed_id, testbed_version, access_config, testbed_guid=None,
+                             log_file=None):
+    from nepi.rpc.tc_client import RemoteTestbedController
+    args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version]
+    if testbed_guid is not None:
+        args += ["--testbed-guid", str(testbed_guid)]
+    record, secret, tunnel = _remote_daemon(ROLE_TESTBED, access_config, args)
+    try:
+        controller = RemoteTestbedController(record, secret, testbed_id, testbed_version,
+                                             testbed_guid, tunnel=tunnel)
+    except BaseException:
+        tunnel.close()
+        raise
+    return controller
+
+
+def connect_ec_over_ssh(xml, access_config):
+    from nepi.rpc.ec_client import ExperimentControllerProxy
+    record, secret, tunnel = _remote_daemon(ROLE_EC, access_config, ["--recover"])
+    try:
+        proxy = ExperimentControllerProxy(record, secret, tunnel=tunnel)
+        if not access_config.get_attribute_value(DC.RECOVER):
+            proxy.submit(xml)
+    except BaseException:
+        tunnel.close()
+        raise
+    return proxy
