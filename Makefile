@@ -9,7 +9,7 @@ DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openss
 	procps systemd
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all install install-deb install-python test example bench lint clean
+.PHONY: all install install-deb install-python test example example-design bench lint clean
 
 all: test
 
@@ -36,8 +36,12 @@ install-python:
 test:
 	$(PYTHON) -m pytest -q tests
 
-# The README's main example: build a design, write its XML, then validate and show it.
+# The README's main example: a routed netns experiment run through nepid (needs root).
 example:
+	$(SUDO) $(PYTHON) examples/netns_routing.py run-output/netns-routing
+
+# Design-only example on the mock testbeds: build, validate, write and show the XML.
+example-design:
 	@mkdir -p "$(dir $(EXAMPLE_OUT))"
 	$(PYTHON) examples/mock_design.py "$(EXAMPLE_OUT)"
 	$(PYTHON) -m nepi.cli.nepi_cmd validate "$(EXAMPLE_OUT)"

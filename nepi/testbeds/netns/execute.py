@@ -334,7 +334,7 @@ class TestbedController(testbed_impl.TestbedController):
                 node, ifname = self.node_of(guid), self.ifname(guid)
             path = self.trace_filepath(guid, "pcap")
             proc = apps.spawn(self.ns_name(node),
-                              "exec %s -U -n -i %s -w %s" % (tcpdump, ifname, path),
+                              "exec %s --immediate-mode -U -n -i %s -w %s" % (tcpdump, ifname, path),
                               stderr_path=path + ".stderr")
             self._captures[guid] = {"pid": proc.pid, "start": _start_time(proc.pid),
                                     "path": path, "proc": proc}
