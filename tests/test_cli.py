@@ -150,9 +150,3 @@ def test_usage_errors(tmp_path):
     assert run([], tmp_path).returncode == 2
     assert run(["show"], tmp_path).returncode == 2
     assert run(["frobnicate"], tmp_path).returncode == 2
-
-
-def test_nepid_placeholder(tmp_path):
-    proc = run(["start", "--root-dir", tmp_path], tmp_path, module="nepi.cli.nepid_cmd")
-    assert proc.returncode == 2
-    assert "not implemented" in proc.stderr

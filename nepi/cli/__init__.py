@@ -1,1 +1,2 @@
-"""Command-line tools: ``nepi`` (designs: validate, show) and ``nepid`` (daemon, to come)."""
+"""Command-line tools: ``nepi`` (designs: validate, show, run in-process) and ``nepid``
+(the experiment-controller daemon: start, status, stop, run, recover, clean)."""

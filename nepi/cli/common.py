@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from nepi.errors import NepiError
 
@@ -67,9 +67,23 @@ def load_data(path: str):
     Raises CliError if the file cannot be read, XmlFormatError if it is not a valid
     experiment document (the message names the file and line).
     """
+    return load_xml(path)[1]
+
+
+def load_xml(path: str):
+    """``(xml bytes, ExperimentData)`` of an experiment file (not yet validated)."""
     from nepi.util.parser._xml import XmlExperimentParser
     xml = read_file(path)
-    return XmlExperimentParser().from_xml_to_data(xml, source="<stdin>" if path == "-" else path)
+    data = XmlExperimentParser().from_xml_to_data(xml, source="<stdin>" if path == "-"
+                                                  else path)
+    return xml, data
+
+
+def check_design(path: str, data) -> List[str]:
+    """Every problem of a loaded design, one line each, prefixed with the file name
+    (what ``nepi validate`` prints); empty if the design is valid."""
+    from nepi.core.checks import check_data
+    return ["%s: %s" % (path, problem) for problem in check_data(data)]
 
 
 def add_debug_option(parser: argparse.ArgumentParser, suppress_default: bool = False) -> None:
@@ -129,3 +143,43 @@ def run_main(prog: str, main: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+
+
+# ---- readable values --------------------------------------------------------------------
+
+def _status_names(cls) -> dict:
+    return {value: name[len("STATUS_"):].lower().replace("_", "-")
+            for name, value in vars(cls).items()
+            if name.startswith("STATUS_") and isinstance(value, int)}
+
+
+def testbed_status_name(status) -> str:
+    """``6`` -> ``started`` (nepi.util.constants.TestbedStatus)."""
+    from nepi.util.constants import TestbedStatus
+    names = _status_names(TestbedStatus)
+    names[TestbedStatus.STATUS_ZERO] = "not-deployed"
+    return names.get(status, "unknown (%s)" % status)
+
+
+def application_status_name(status) -> str:
+    """``2`` -> ``finished`` (nepi.util.constants.ApplicationStatus)."""
+    from nepi.util.constants import ApplicationStatus
+    return _status_names(ApplicationStatus).get(status, "unknown (%s)" % status)
+
+
+def human_duration(seconds) -> str:
+    """``3725.2`` -> ``1h 02m 05s``."""
+    if seconds is None:
+        return "?"
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return "%dh %02dm %02ds" % (hours, minutes, secs)
+    if minutes:
+        return "%dm %02ds" % (minutes, secs)
+    return "%ds" % secs
+
+
+def plural(n: int, word: str) -> str:
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")

@@ -2,10 +2,11 @@
 
     nepi [--debug] validate FILE.xml [FILE.xml ...]
     nepi [--debug] show FILE.xml
+    nepi [--debug] run FILE.xml --root-dir DIR [--duration S] [--timeout S] [-q]
 
 Each subcommand is one entry of COMMANDS (name -> Command): a help line, a function adding
 its arguments to its parser, and a function running it and returning the exit code.
-``run`` and ``plot`` will be added there.
+``plot`` will be added there.
 """
 
 import argparse
@@ -232,7 +233,16 @@ COMMANDS: Dict[str, Command] = {
                         _validate_arguments, cmd_validate),
     "show": Command("print a readable summary of an experiment design",
                     _show_arguments, cmd_show),
+    "run": Command("deploy an experiment in this process, wait for its applications, "
+                   "copy its traces and shut it down",
+                   lambda parser: _run_module().add_arguments(parser),
+                   lambda args: _run_module().cmd_run(args)),
 }
+
+
+def _run_module():
+    from nepi.cli import run_cmd
+    return run_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -203,17 +203,19 @@ class ExperimentController:
                                 "again" % self._state)
             self._state = "deploying"
             self._started_time = time.time()
+            self._save_state()
             try:
                 self._deploy()
             except BaseException as e:
                 self._error = str(e)
-                self._event("deploy", None, "failed", str(e))
                 self._rollback()
+                self._event("deploy", None, "failed", str(e))
                 self._state = "failed"
+                self._save_state()
                 raise
+            self._event("deploy", None, "done", "experiment started")
             self._state = "started"
             self._save_state()
-            self._event("deploy", None, "done", "experiment started")
             self._start_watcher()
 
     def _deploy(self) -> None:
@@ -533,7 +535,7 @@ class ExperimentController:
                 errors.append(str(e))
         self._testbeds.clear()
         manifest = Manifest(self._root_dir)
-        for g in remote:
+        for g in set(remote) | set(self._failed_testbeds):
             manifest.remove(testbed_key(g))
         if errors:
             raise NepiError("shutdown failed: " + "; ".join(errors))
@@ -699,6 +701,10 @@ class ExperimentController:
             self._testbed_order = [list(data.testbed_guids())]
             lost = {}
             for g in data.testbed_guids():
+                if data.get_attribute_data(g, DC.DEPLOYMENT_MODE, DC.MODE_SINGLE_PROCESS) \
+                        == DC.MODE_SINGLE_PROCESS:
+                    lost[g] = "its controller ran inside the experiment controller that died"
+                    continue
                 try:
                     self._create_testbed_controller(g, recover=True)
                     self._event("recover", g, "reconnected")
@@ -721,6 +727,9 @@ class ExperimentController:
             self._remove_leftovers(g)
             if policy == DC.POLICY_FAIL:
                 self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
+                self._error = "testbed %d (%s) lost and its recovery policy is Fail: %s" % (
+                    g, self._testbed_id(g), reason)
+                self._state = "failed"
                 continue
             try:
                 self._create_testbed_controller(g, recover=False)
@@ -733,12 +742,16 @@ class ExperimentController:
                     restart.append(g)
             except Exception as e:
                 self._failed_testbeds[g] = "%s policy failed: %s" % (policy, e)
+                self._error = "testbed %d (%s) lost; %s policy failed: %s" % (
+                    g, self._testbed_id(g), policy, e)
+                self._state = "failed"
                 bad = self._testbeds.pop(g, None)
                 if bad is not None:
                     try:
                         bad.shutdown()
                     except Exception:
                         pass
+                self._remove_leftovers(g)
         if restart:
             for phase in SETUP_PHASES[1:]:
                 self._parallel(phase, restart,
@@ -762,14 +775,17 @@ class ExperimentController:
         from nepi.util.proxy import cleanup_testbed
         manifest = Manifest(self._root_dir)
         entry = manifest.entry(testbed_key(testbed_guid)) or {}
+        root_dir = self._access_config(testbed_guid, False).get_attribute_value(
+            DC.ROOT_DIRECTORY)
         if entry.get("host", "localhost") == "localhost":   # a remote pid is not ours
             kill_process(entry.get("pid"), entry.get("start_time"))
+            from nepi.rpc.launcher import remove_daemon_files
+            from nepi.rpc.layout import ROLE_TESTBED
+            remove_daemon_files(entry.get("root_dir") or root_dir, ROLE_TESTBED)
         if entry:
             manifest.update(testbed_key(testbed_guid), state="lost")
         try:
-            cleanup_testbed(self._testbed_id(testbed_guid),
-                            self._access_config(testbed_guid, False)
-                            .get_attribute_value(DC.ROOT_DIRECTORY))
+            cleanup_testbed(self._testbed_id(testbed_guid), root_dir)
         except Exception as e:
             _logger.error("cleaning leftovers of testbed %d failed: %s", testbed_guid, e)
 
@@ -814,7 +830,10 @@ class ExperimentController:
             if lost and not self._watch_stop.is_set():
                 with self._lock:
                     if not self._watch_stop.is_set():
-                        self._handle_lost(lost)
+                        try:
+                            self._handle_lost(lost)
+                        except Exception:
+                            _logger.exception("handling lost testbeds %s failed", list(lost))
                         self._save_state()
 
 

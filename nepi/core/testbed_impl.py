@@ -218,6 +218,12 @@ class TestbedController(testbed_api.TestbedController):
 
     # -- phases -------------------------------------------------------------------------
 
+    def _advance(self, status: int) -> None:
+        """Move to a later phase; redoing an earlier phase (e.g. cross-connecting again
+        after a peer restarted) never moves a running testbed back."""
+        if TS.phase_index(status) > TS.phase_index(self._status):
+            self._status = status
+
     def do_setup(self) -> None:
         self._root_directory = self._testbed_attribute(DC.ROOT_DIRECTORY)
         self._status = TS.STATUS_SETUP
@@ -382,7 +388,7 @@ class TestbedController(testbed_api.TestbedController):
 
     def do_cross_connect_compl(self, cross_data: Dict[int, Dict[int, dict]]) -> None:
         self._do_cross_connect(cross_data, False)
-        self._status = TS.STATUS_CROSS_CONNECTED
+        self._advance(TS.STATUS_CROSS_CONNECTED)
 
     def do_prestart(self) -> None:
         self._do_in_factory_order("prestart", "prestart_function",

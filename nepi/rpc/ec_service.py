@@ -46,7 +46,7 @@ class _ExperimentServiceBase(ServiceBase):
         from nepi.core.execute import ExperimentController
         with self._lock:
             if self._controller is not None and self._controller.state not in (
-                    "shutdown",):
+                    "shutdown", "failed"):
                 raise NepiError("an experiment is already loaded in %s (state %s); stop and "
                                 "shut it down first" % (self._root_dir, self._controller.state))
             self._controller = ExperimentController(experiment_xml, self._root_dir)

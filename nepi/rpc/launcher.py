@@ -8,8 +8,8 @@ from typing import Dict, List, Optional
 
 from nepi.errors import NepiError
 from nepi.rpc.layout import DaemonLayout
-from nepi.rpc.liveness import is_same_process
-from nepi.rpc.pidlock import is_locked
+from nepi.rpc.liveness import is_alive_pid, is_same_process
+from nepi.rpc.pidlock import is_locked, read_pid
 from nepi.rpc.security import ensure_private_dir
 from nepi.util.files import read_json
 
@@ -24,8 +24,9 @@ def environment_from_setup(setup: Optional[str], base: Optional[Dict[str, str]] 
         return env
     proc = subprocess.run(["bash", "-c", setup + "\nenv -0"], env=env, capture_output=True)
     if proc.returncode != 0:
-        raise NepiError("deployment_environment_setup failed (exit %d): %s"
-                        % (proc.returncode, proc.stderr.decode(errors="replace").strip()))
+        detail = proc.stderr.decode(errors="replace").strip()
+        raise NepiError("deployment_environment_setup failed (exit %d)%s"
+                        % (proc.returncode, ": " + detail if detail else ""))
     result = {}
     for item in proc.stdout.split(b"\0"):
         if b"=" in item:
@@ -51,6 +52,7 @@ def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, st
     layout = DaemonLayout(root_dir, role)
     os.makedirs(layout.root_dir, exist_ok=True)
     ensure_private_dir(layout.run_dir)
+    _wait_for_dead_holder(layout)
     if is_locked(layout.pid_file):
         raise NepiError("a %s daemon is already running in %s" % (layout.name, root_dir))
     if os.path.exists(layout.record_file):
@@ -66,6 +68,32 @@ def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, st
                         % (layout.name, root_dir, proc.stderr.decode(errors="replace").strip()
                            or "exit status %d" % proc.returncode))
     return wait_ready(layout, timeout)
+
+
+def _wait_for_dead_holder(layout: DaemonLayout, timeout: float = 5.0) -> None:
+    """A killed daemon's lock is released only once all its threads are gone: when the
+    pid file names a dead process, give the kernel a moment instead of refusing."""
+    deadline = time.monotonic() + timeout
+    while is_locked(layout.pid_file) and time.monotonic() < deadline:
+        pid = read_pid(layout.pid_file)
+        if pid is not None and is_alive_pid(pid):
+            return
+        time.sleep(0.05)
+
+
+def remove_daemon_files(root_dir: str, role: str) -> None:
+    """Remove what a dead daemon left: pid file, socket, secret, ready record."""
+    layout = DaemonLayout(root_dir, role)
+    if is_locked(layout.pid_file):
+        return     # alive after all: not ours to touch
+    record = read_json(layout.record_file) or {}
+    for path in (layout.pid_file, record.get("socket"), layout.socket(), layout.secret_file,
+                 layout.record_file):
+        if path and os.path.exists(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def wait_ready(layout: DaemonLayout, timeout: float = READY_TIMEOUT) -> dict:

@@ -15,6 +15,14 @@ def process_start_time(pid: int) -> Optional[float]:
         return None
 
 
+def is_alive_pid(pid: int) -> bool:
+    """True if ``pid`` is a running (not zombie) process."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
 def is_same_process(pid: Optional[int], start_time: Optional[float]) -> bool:
     """True if ``pid`` runs and was started at ``start_time`` (not a recycled pid)."""
     if not pid:

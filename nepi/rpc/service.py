@@ -4,13 +4,19 @@ Mutating calls are serialised by a lock (controllers are not thread-safe); queri
 not, so status and traces stay answerable during a long deployment phase. Exceptions are
 made portable so the client re-raises them with their type and message."""
 
+import functools
 import logging
 import threading
 from typing import Callable, Iterable
 
 import Pyro5.api
+import Pyro5.errors
+
+from Pyro5.serializers import SerpentSerializer
 
 from nepi.rpc.serialization import portable_exception
+
+SERPENT_ID = SerpentSerializer.serializer_id
 
 _logger = logging.getLogger("nepi.rpc.service")
 
@@ -29,11 +35,26 @@ def _forwarder(name: str, locked: bool) -> Callable:
     return Pyro5.api.expose(method)
 
 
+def _serpent_only(method: Callable) -> Callable:
+    """Refuse calls that arrive in any serializer but serpent, before the method runs."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        used = getattr(Pyro5.api.current_context, "serializer_id", SERPENT_ID)
+        if used != SERPENT_ID:
+            raise Pyro5.errors.SecurityError("only the serpent serializer is accepted")
+        return method(self, *args, **kwargs)
+    return Pyro5.api.expose(guarded)
+
+
 def forwarding_class(name: str, base: type, mutating: Iterable[str],
                      queries: Iterable[str]) -> type:
     namespace = {m: _forwarder(m, True) for m in mutating}
     namespace.update({m: _forwarder(m, False) for m in queries})
     cls = type(name, (base,), namespace)
+    for attr in dir(cls):
+        member = getattr(cls, attr, None)
+        if callable(member) and getattr(member, "_pyroExposed", False):
+            setattr(cls, attr, _serpent_only(member))
     return Pyro5.api.behavior(instance_mode="single")(cls)
 
 
