@@ -595,6 +595,10 @@ class ExperimentController:
     def get_factory_id(self, guid: int) -> str:
         return self._owner(guid).get_factory_id(guid)
 
+    def action(self, guid: int, action: str, time: str = TIME_NOW) -> None:
+        """Act on a running element, e.g. ``action(app_guid, "start")`` or ``"stop"``."""
+        self._owner(guid).action(time, guid, action)
+
     def get_testbed_id(self, guid: int) -> str:
         return self._owner(guid).testbed_id
 
@@ -724,7 +728,8 @@ class ExperimentController:
             self._event("recover", g, "lost", "%s; policy %s" % (reason, policy))
             _logger.warning("testbed %d lost (%s); applying policy %s", g, reason, policy)
             self._testbeds.pop(g, None)
-            self._remove_leftovers(g)
+            # Recover re-attaches to what the testbed left: do not clean it up first
+            self._remove_leftovers(g, clean_testbed=policy != DC.POLICY_RECOVER)
             if policy == DC.POLICY_FAIL:
                 self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
                 self._error = "testbed %d (%s) lost and its recovery policy is Fail: %s" % (
@@ -768,8 +773,9 @@ class ExperimentController:
         if self._state == "started":
             self._parallel("start", restart, lambda g: self._testbeds[g].start())
 
-    def _remove_leftovers(self, testbed_guid: int) -> None:
-        """Kill what is left of a lost testbed daemon and let its testbed clean up."""
+    def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:
+        """Kill what is left of a lost testbed daemon and (unless the testbed's resources
+        are to be re-attached) let its testbed clean up."""
         from nepi.rpc.liveness import kill_process
         from nepi.rpc.manifest import Manifest, testbed_key
         from nepi.util.proxy import cleanup_testbed
@@ -784,6 +790,8 @@ class ExperimentController:
             remove_daemon_files(entry.get("root_dir") or root_dir, ROLE_TESTBED)
         if entry:
             manifest.update(testbed_key(testbed_guid), state="lost")
+        if not clean_testbed:
+            return
         try:
             cleanup_testbed(self._testbed_id(testbed_guid), root_dir)
         except Exception as e:

@@ -12,7 +12,7 @@ import Pyro5.api
 from nepi.errors import NepiError
 from nepi.rpc.service import ServiceBase, forwarding_class
 
-MUTATING = ("start", "stop", "recover", "set")
+MUTATING = ("start", "stop", "recover", "set", "action")
 QUERIES = ("get", "get_factory_id", "get_testbed_id", "get_testbed_version", "trace",
            "traces_info", "is_finished", "status", "progress_events", "deployment_config",
            "failed_testbeds")

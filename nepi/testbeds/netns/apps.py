@@ -72,21 +72,35 @@ def parse_environment(text: Optional[str]) -> Dict[str, str]:
     return env
 
 
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group is alive (zombies waiting for a reaper are not)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def kill_group(pid: int, timeout: float = 3.0) -> None:
     """SIGTERM the process group, SIGKILL what is left after ``timeout``."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+            if not _group_alive(pid):
+                return
             time.sleep(0.02)

@@ -131,7 +131,8 @@ class TestbedController(testbed_impl.TestbedController):
         os.makedirs(self.root_directory, exist_ok=True)
         saved = read_json(self._resources_path(), {}) or {}
         self._token = saved.get("token") or secrets.token_hex(3)[:5]
-        self._save_resources()
+        if not saved.get("token"):
+            self._save_resources()     # an existing record is kept for recover()
 
     def create_element(self, guid: int) -> None:
         """Per-element create function: only records; do_create works in batches."""
@@ -139,6 +140,11 @@ class TestbedController(testbed_impl.TestbedController):
 
     def do_create(self) -> None:
         super().do_create()      # records elements and pushes create-time values
+        if nsutil.list_namespaces(names_for(self.token)["ns"]):
+            # a fresh deployment in a root dir whose previous run was never cleaned up
+            self._logger.warning("removing leftovers of an earlier run (token %s)", self.token)
+            cleanup(self.root_directory)
+            self._save_resources()
         try:
             self._create_namespaces()
             with IPRoute() as host:
@@ -392,6 +398,21 @@ class TestbedController(testbed_impl.TestbedController):
             return
         super().start(time)
 
+    def action(self, time: str, guid: int, action: str) -> None:
+        """Applications can be started (again) and stopped while the experiment runs."""
+        if self._create.get(guid) != APPLICATION:
+            raise RuntimeError("element %d (%s) has no actions; applications accept "
+                               "'start' and 'stop'" % (guid, self._create.get(guid)))
+        if action == "start":
+            if self.application_status(guid) == AS.STATUS_RUNNING:
+                raise RuntimeError("application %d is already running" % guid)
+            self.start_application(guid)
+        elif action == "stop":
+            self.stop_application(guid)
+        else:
+            raise ValueError("unknown action %r for application %d (expected 'start' or "
+                             "'stop')" % (action, guid))
+
     # -- runtime attributes -------------------------------------------------------------
 
     _LIVE = ("up", "mtu", "bandwidth")
@@ -404,6 +425,8 @@ class TestbedController(testbed_impl.TestbedController):
                     idx = ipr.link_lookup(ifname=self.ifname(guid))[0]
                     if name == "up":
                         ipr.link("set", index=idx, state="up" if value else "down")
+                        if value:
+                            self._restore_routes(ipr, self.node_of(guid))
                     elif name == "mtu":
                         ipr.link("set", index=idx, mtu=value)
                     else:
@@ -415,6 +438,22 @@ class TestbedController(testbed_impl.TestbedController):
                     host.link("set", index=idx, state="up" if value else "down")
                 else:
                     host.link("set", index=idx, mtu=value)
+
+    def _restore_routes(self, ipr: IPRoute, node: int) -> None:
+        """The kernel drops routes through a link that goes down: put the node's back."""
+        for (dest, prefix, nexthop, metric, device) in self._add_route.get(node, []):
+            kwargs = {"dst": "%s/%d" % (dest, prefix)}
+            if nexthop:
+                kwargs["gateway"] = nexthop
+            if metric:
+                kwargs["priority"] = metric
+            if device:
+                kwargs["oif"] = socket.if_nametoindex(device)
+            try:
+                ipr.route("replace", **kwargs)
+            except NetlinkError as e:
+                if e.code != errno.ENETUNREACH:   # its own link may still be down
+                    raise
 
     def get(self, guid: int, name: str, time: str = TIME_NOW):
         value = super().get(guid, name, time)

@@ -1,0 +1,1057 @@
+"""The real ns3 testbed controller: it owns the ns-3 simulator of its process.
+
+One thread touches ns-3 (``_NsThread``): it imports the bindings (started as soon as the
+controller exists, since the import takes ~10 s), runs every deployment phase, then runs
+``Simulator::Run`` with the GIL released. Calls arriving from other threads (Pyro) are
+queued to that thread while the simulator is idle, and scheduled as simulator events
+(``RunOnSim``) while it runs, so get/set/status are answered during a simulation and ns-3
+is never used from two threads. ns-3 aborts the whole process on many bad inputs, so
+values are validated before they get there (see ``values``).
+
+This module does not import ns-3 at import time; ``DaemonTestbedController`` is what a
+testbed daemon runs (nepi.util.proxy.build_testbed_controller(..., in_daemon=True)).
+"""
+
+import concurrent.futures
+import ipaddress
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time as _time
+from typing import Any, Dict, List, Optional
+
+from nepi.core import testbed_impl
+from nepi.testbeds.ns3 import spec, values
+from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
+from nepi.testbeds.ns3.metadata import ATTR_CONSTRUCT, ATTR_GET, ATTR_SET, ns3_attribute_info
+from nepi.util.constants import CONNECTION_DELAY, TIME_NOW
+from nepi.util.constants import ApplicationStatus as AS
+from nepi.util.constants import TestbedStatus as TS
+
+_logger = logging.getLogger("nepi.testbeds.ns3")
+
+# Environment variable naming the process that owns a private (SINGLE-mode) ns3 daemon:
+# "pid:start_time". When that process disappears, the daemon shuts itself down.
+PARENT_ENV = "NEPI_NS3_PARENT"
+
+SIM_CALL_TIMEOUT = 30.0      # a get/set marshalled into a running simulation
+STOP_TIMEOUT = 60.0          # Simulator::Stop until Run returns
+FD_TIMEOUT = 60.0            # cross connection: waiting for the peer's file descriptor
+
+_PCAP_TRACES = {"P2PPcapTrace", "CsmaPcapTrace", "CsmaPromiscPcapTrace", "FdPcapTrace",
+                "YansWifiPhyPcapTrace"}
+
+
+class _NsThread:
+    """The single thread allowed to call ns-3."""
+
+    def __init__(self) -> None:
+        self._queue: "queue.Queue" = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="ns3", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as e:          # delivered to the caller
+                future.set_exception(e)
+
+    def submit(self, fn) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((fn, future))
+        return future
+
+    def call(self, fn, timeout: Optional[float] = None):
+        if threading.current_thread() is self.thread:
+            return fn()
+        return self.submit(fn).result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class DaemonTestbedController(testbed_impl.TestbedController):
+    """ns-3 in this process. Use it only inside a testbed daemon: one simulator per process."""
+
+    def __init__(self) -> None:
+        super().__init__(TESTBED_ID, TESTBED_VERSION)
+        self.ns = None
+        self._cppyy = None
+        self._shim = None
+        self._shim_parts: set = set()
+        self.import_seconds: Optional[float] = None
+        self.imported_at: Optional[float] = None
+        self._import_error: Optional[BaseException] = None
+        self._ns_thread = _NsThread()
+        self._imported = self._ns_thread.submit(self._import_ns)
+        self._state_lock = threading.Lock()
+        self._sim_state = "idle"                 # idle -> running -> done
+        self._sim_done = threading.Event()
+        self._sim_error: Optional[BaseException] = None
+        self._pending_calls: List[Any] = []      # Python callables lent to ns-3 events
+        self._keep: List[Any] = []               # ns-3 objects nobody else references
+        self._constructed: Dict[int, Dict[str, Any]] = {}
+        self._interfaces: Dict[int, tuple] = {}  # device guid -> (node guid, ifindex, addrs)
+        self._static_routing: Dict[int, Any] = {}
+        self._stack_done: set = set()
+        self._channels_done: set = set()
+        self._traces: Dict[tuple, str] = {}
+        self._pcap_files: List[Any] = []
+        self._ascii_streams: List[Any] = []
+        self._rtt_streams: List[Any] = []
+        self._traces_closed = False
+        self._fd_sockets: Dict[int, socket.socket] = {}
+        self._fd_received: Dict[int, threading.Event] = {}
+        self._fd_errors: Dict[int, str] = {}
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+        self._watch_parent()
+
+    # -- the ns-3 thread --------------------------------------------------------------
+
+    def _import_ns(self) -> None:
+        try:
+            started = _time.monotonic()
+            from ns import ns
+            self.import_seconds = _time.monotonic() - started
+            self.imported_at = _time.time()
+            _logger.info("ns-3 bindings imported in %.3f s (at %.3f)", self.import_seconds,
+                         self.imported_at)
+            import cppyy
+            from nepi.testbeds.ns3 import shim
+            cppyy.cppdef(shim.CORE)
+            self._cppyy = cppyy
+            self._shim = cppyy.gbl.nepi_ns3
+            self._shim_parts = {"CORE"}
+            self.ns = ns
+        except BaseException as e:              # reported at do_setup
+            self._import_error = e
+            _logger.error("cannot import ns-3: %s", e)
+
+    def _need_shim(self, part: str):
+        """Compile a part of the C++ shim the first time it is needed (ns-3 thread)."""
+        if part not in self._shim_parts:
+            from nepi.testbeds.ns3 import shim
+            self._cppyy.cppdef(getattr(shim, part))
+            self._shim_parts.add(part)
+        return self._shim
+
+    def _require_ns(self):
+        if self.ns is None:
+            self._imported.result()
+            if self._import_error is not None or self.ns is None:
+                raise RuntimeError("the ns-3 Python bindings cannot be imported (pip install "
+                                   "ns3): %s" % self._import_error)
+        return self.ns
+
+    def _call(self, fn, timeout: Optional[float] = None):
+        """Run ``fn`` on the ns-3 thread: queued while idle, as an event while running."""
+        if threading.current_thread() is self._ns_thread.thread:
+            return fn()
+        with self._state_lock:
+            future = None if self._sim_state == "running" else self._ns_thread.submit(fn)
+        if future is not None:
+            return future.result(timeout)
+        return self._call_on_simulator(fn)
+
+    def _call_on_simulator(self, fn):
+        done = threading.Event()
+        box: Dict[str, Any] = {}
+
+        def task():
+            try:
+                box["value"] = fn()
+            except BaseException as e:
+                box["error"] = e
+            finally:
+                done.set()
+
+        self._pending_calls.append(task)      # alive until the simulator is destroyed
+        self._shim.RunOnSim(task)
+        deadline = _time.monotonic() + SIM_CALL_TIMEOUT
+        while not done.wait(0.02):
+            if self._sim_done.is_set():
+                break
+            if _time.monotonic() > deadline:
+                raise TimeoutError("the ns-3 simulator did not run a call within %.0f s"
+                                   % SIM_CALL_TIMEOUT)
+        if not done.is_set():
+            # The simulation ended before our event ran: the thread is free again.
+            return self._ns_thread.call(fn)
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def _sim_running(self) -> bool:
+        return self._sim_state == "running"
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def do_setup(self) -> None:
+        super().do_setup()
+        self._call(self._setup_ns)
+
+    def _setup_ns(self) -> None:
+        ns = self._require_ns()
+        impl = self._testbed_attribute("SimulatorImplementationType")
+        ns.GlobalValue.Bind("SimulatorImplementationType", ns.StringValue(impl))
+        ns.GlobalValue.Bind("SchedulerType",
+                            ns.StringValue(self._testbed_attribute("SchedulerType")))
+        if self._testbed_attribute("ChecksumEnabled"):
+            ns.GlobalValue.Bind("ChecksumEnabled", ns.BooleanValue(True))
+        os.makedirs(self._trace_dir(), exist_ok=True)
+
+    def do_create(self) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_create(self))
+
+    def do_connect_init(self) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_connect_init(self))
+
+    def do_connect_compl(self) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_connect_compl(self))
+
+    def do_preconfigure(self) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_preconfigure(self))
+
+    def do_configure(self) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_configure(self))
+
+    def do_cross_connect_init(self, cross_data) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_cross_connect_init(self,
+                                                                               cross_data))
+
+    def do_cross_connect_compl(self, cross_data) -> None:
+        self._call(lambda: testbed_impl.TestbedController.do_cross_connect_compl(self,
+                                                                                cross_data))
+
+    def do_prestart(self) -> None:
+        self._wait_for_file_descriptors()
+        self._call(self._prestart)
+
+    def _prestart(self) -> None:
+        testbed_impl.TestbedController.do_prestart(self)
+        if self._testbed_attribute("GlobalRouting"):
+            self.ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
+
+    def start(self, time: str = TIME_NOW) -> None:
+        self._call(lambda: testbed_impl.TestbedController.start(self, time))
+        self._call(self._prepare_run)
+        with self._state_lock:
+            self._sim_state = "running"
+            self._ns_thread.submit(self._run_simulator)
+
+    def _prepare_run(self) -> None:
+        ns = self.ns
+        stop_time = self._testbed_attribute("StopTime")
+        if stop_time:
+            ns.Simulator.Stop(ns.Time(values.canonical_time(stop_time)))
+        ns.Simulator.Run.__release_gil__ = True
+
+    def _run_simulator(self) -> None:
+        try:
+            self.ns.Simulator.Run()
+        except BaseException as e:
+            self._sim_error = e
+            _logger.error("ns-3 simulation failed: %s", e)
+        finally:
+            with self._state_lock:
+                self._sim_state = "done"
+            try:
+                self._finish_traces()
+            finally:
+                self._sim_done.set()
+
+    def stop(self, time: str = TIME_NOW) -> None:
+        if self._sim_running():
+            def stop_on_simulator():
+                testbed_impl.TestbedController.stop(self, time)
+                self.ns.Simulator.Stop()
+            self._call(stop_on_simulator)
+            if not self._sim_done.wait(STOP_TIMEOUT):
+                raise RuntimeError("the ns-3 simulator did not stop within %.0f s"
+                                   % STOP_TIMEOUT)
+        else:
+            self._call(lambda: testbed_impl.TestbedController.stop(self, time))
+            if self.ns is not None:
+                self._call(self._finish_traces)
+        self._status = TS.STATUS_STOPPED
+
+    def recover(self) -> None:
+        raise NotImplementedError("an ns-3 simulation cannot be re-attached to; use the "
+                                  "Restart recovery policy")
+
+    def shutdown(self) -> None:
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        try:
+            if self._sim_running():
+                try:
+                    self.stop()
+                except Exception as e:
+                    _logger.error("stopping the simulator at shutdown failed: %s", e)
+            try:
+                self._ns_thread.call(self._destroy, timeout=120)
+            except Exception as e:
+                _logger.error("destroying the simulator failed: %s", e)
+        finally:
+            for sock in self._fd_sockets.values():
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+            self._ns_thread.close()
+
+    def _destroy(self) -> None:
+        if self.ns is None:
+            return
+        self._finish_traces()
+        self.elements.clear()
+        self._static_routing.clear()
+        self._keep.clear()
+        self.ns.Simulator.Destroy()
+        self._pending_calls.clear()
+
+    # -- runtime values -------------------------------------------------------------------
+
+    def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
+        super().set(guid, name, value, time)   # validates and records (no ns-3 involved)
+        if self.elements.get(guid) is not None:
+            self._call(lambda: self._push(guid, name, value))
+
+    def get(self, guid: int, name: str, time: str = TIME_NOW) -> Any:
+        attr = self._box_attribute(guid, name)
+        if self.elements.get(guid) is None or attr.is_metadata:
+            return super().get(guid, name, time)
+        return self._call(lambda: self._pull(guid, name, attr))
+
+    def get_values(self, requests):
+        if not self.elements:
+            return super().get_values(requests)
+        return self._call(lambda: testbed_impl.TestbedController.get_values(self, requests))
+
+    def _typeid_of(self, guid: int) -> str:
+        obj = self.elements.get(guid)
+        if obj is not None:
+            return _text(obj.GetInstanceTypeId().GetName())
+        return spec.FACTORIES[self._create[guid]]["typeid"]
+
+    def _alias(self, factory_id: str, name: str, value: Any):
+        target = ns3_attribute_info(factory_id, name)["alias"]
+        if name == "Verbose":
+            value = "Verbose" if value else "Quiet"
+        elif name == "MaxPackets":
+            value = "%dp" % value
+        elif name == "MaxBytes":
+            value = "%dB" % value
+        return target, value, ns3_attribute_info(factory_id, target)
+
+    def _push(self, guid: int, name: str, value: Any) -> None:
+        """Apply a nepi attribute value to the live ns-3 object (on the ns-3 thread)."""
+        obj = self.elements.get(guid)
+        factory_id = self._create[guid]
+        attr = self._box_attribute(guid, name)
+        if obj is None or attr.is_metadata:
+            return
+        if factory_id == "ns3::Node" and name == "Up":
+            self._apply_up(guid, value)
+            return
+        info = ns3_attribute_info(factory_id, name)
+        if info is None:
+            return
+        if "alias" in info:
+            name, value, info = self._alias(factory_id, name, value)
+        if not info["flags"] & ATTR_SET:
+            if not info["flags"] & ATTR_CONSTRUCT:
+                return                               # read-only in ns-3
+            if self._constructed.get(guid, {}).get(name, object()) == value:
+                return                               # already given at construction
+            raise AttributeError("ns-3 attribute %s of %s (guid %d) can only be given "
+                                 "before the element is created" % (name, factory_id, guid))
+        keep, ref = self._ns_value(self._typeid_of(guid), name, info["type"], value)
+        if not obj.SetAttributeFailSafe(name, ref):
+            raise AttributeError("ns-3 refused %s = %r for %s (guid %d)"
+                                 % (name, value, factory_id, guid))
+
+    def _pull(self, guid: int, name: str, attr) -> Any:
+        """Read a nepi attribute from the live ns-3 object (on the ns-3 thread)."""
+        obj = self.elements.get(guid)
+        factory_id = self._create[guid]
+        if factory_id == "ns3::Node" and name == "Up":
+            return self._read_up(guid)
+        info = ns3_attribute_info(factory_id, name)
+        if obj is None or info is None:
+            return testbed_impl.TestbedController.get(self, guid, name)
+        if "alias" in info:
+            return self._pull_alias(guid, factory_id, name, obj, info["alias"])
+        vtype = info["type"]
+        if vtype.startswith("Object:") or not info["flags"] & ATTR_GET:
+            # ns-3 serialises object pointers as addresses: report what was given
+            return testbed_impl.TestbedController.get(self, guid, name)
+        if vtype == "Address":
+            v = self.ns.AddressValue()
+            if not obj.GetAttributeFailSafe(name, v):
+                raise AttributeError("ns-3 has no attribute %s on %s" % (name, factory_id))
+            return self._format_address(v.Get())
+        v = self.ns.StringValue()
+        if not obj.GetAttributeFailSafe(name, v):
+            raise AttributeError("ns-3 has no attribute %s on %s" % (name, factory_id))
+        return values.nepi_value_from_ns3(vtype, attr.type, _text(v.Get()))
+
+    def _pull_alias(self, guid, factory_id, name, obj, target):
+        if name == "Remote":
+            v = self.ns.AddressValue()
+            obj.GetAttributeFailSafe(target, v)
+            text = self._format_address(v.Get())
+            return text.split(":")[0] if text else None
+        v = self.ns.StringValue()
+        obj.GetAttributeFailSafe(target, v)
+        text = _text(v.Get())
+        if name == "Verbose":
+            return text == "Verbose"
+        unit = {"MaxPackets": "p", "MaxBytes": "B"}[name]
+        return int(text[:-1]) if text.endswith(unit) and text[:-1].isdigit() else None
+
+    def _ns_value(self, typeid: str, name: str, vtype: str, value: Any):
+        """(keep-alive, ns3::AttributeValue&) for a nepi value; ValueError if ns-3 can't
+        parse it (values were validated before, so this is a second line of defence)."""
+        ns = self.ns
+        if vtype == "Address":
+            v = ns.AddressValue(self._ns_address(value))
+            return v, v
+        text = values.ns3_text(vtype, value, name)
+        if vtype == "TypeId" and not ns.TypeId.LookupByNameFailSafe(text, ns.TypeId()):
+            raise ValueError("%s: ns-3 has no TypeId %r" % (name, text))
+        tid = ns.TypeId.LookupByName(typeid)
+        info = ns.TypeId.AttributeInformation()
+        if not tid.LookupAttributeByName(name, info):
+            raise AttributeError("ns-3 %s has no attribute %s" % (typeid, name))
+        v = info.checker.Create()
+        if not v.DeserializeFromString(text, info.checker):
+            raise ValueError("ns-3 cannot parse %r as the %s of %s" % (text, name, typeid))
+        return v, v.__deref__()
+
+    def _ns_address(self, text):
+        ns = self.ns
+        if not text:
+            return ns.Address()
+        if values.is_mac(None, text):
+            return ns.Mac48Address(text).ConvertTo()
+        parsed = values.parse_socket_address(text)
+        if parsed is None:
+            raise ValueError("%r is not an address nepi can give to ns-3 (use 'a.b.c.d', "
+                             "'a.b.c.d:port' or a MAC address)" % (text,))
+        host, port = parsed
+        if port is None:
+            return ns.Ipv4Address(host).ConvertTo()
+        return ns.InetSocketAddress(ns.Ipv4Address(host), port).ConvertTo()
+
+    def _format_address(self, address) -> str:
+        ns = self.ns
+        if ns.InetSocketAddress.IsMatchingType(address):
+            isa = ns.InetSocketAddress.ConvertFrom(address)
+            return "%s:%d" % (_text(isa.GetIpv4()), isa.GetPort())
+        if ns.Ipv4Address.IsMatchingType(address):
+            return _text(ns.Ipv4Address.ConvertFrom(address))
+        if ns.Mac48Address.IsMatchingType(address):
+            return _text(ns.Mac48Address.ConvertFrom(address))
+        return ""
+
+    # -- creation ---------------------------------------------------------------------
+
+    def _as(self, guid: int, cls):
+        obj = self.elements.get(guid)
+        if obj is None:
+            raise RuntimeError("element %d (%s) has no ns-3 object yet"
+                               % (guid, self._create.get(guid)))
+        return obj.GetObject[cls]()
+
+    def _user_values(self, guid: int) -> Dict[str, Any]:
+        merged = dict(self._create_set.get(guid, {}))
+        merged.update(self._set.get(guid, {}))
+        return merged
+
+    def _construct_args(self, guid: int, typeid: str, keep: list) -> list:
+        """[name, value&, ...] of the user's construct-time ns-3 attributes of ``guid``."""
+        factory_id = self._create[guid]
+        args = []
+        for name, value in self._user_values(guid).items():
+            info = ns3_attribute_info(factory_id, name)
+            if not info:
+                continue
+            if "alias" in info:
+                name, value, info = self._alias(factory_id, name, value)
+            if info.get("flags", 0) & ATTR_CONSTRUCT:
+                k, ref = self._ns_value(typeid, name, info["type"], value)
+                keep.append(k)
+                args += [name, ref]
+                self._constructed.setdefault(guid, {})[name] = value
+        return args
+
+    def create_object(self, guid: int):
+        ns = self._require_ns()
+        typeid = spec.FACTORIES[self._create[guid]]["typeid"]
+        factory = ns.ObjectFactory()
+        factory.SetTypeId(typeid)
+        keep: list = []
+        args = self._construct_args(guid, typeid, keep)
+        for name, ref in zip(args[0::2], args[1::2]):
+            factory.Set(name, ref)
+        obj = factory.Create()
+        self.elements[guid] = obj
+        return obj
+
+    def create_node(self, guid: int) -> None:
+        node = self.create_object(guid).GetObject[self.ns.Node]()
+        node.AggregateObject(self.ns.CreateObject[self.ns.PacketSocketFactory]())
+
+    def create_mobility(self, guid: int) -> None:
+        self.create_object(guid)
+        waypoints = self._user_values(guid).get("WaypointList")
+        if waypoints:
+            ns = self.ns
+            model = self._as(guid, ns.WaypointMobilityModel)
+            for t, x, y, z in values.parse_waypoints(waypoints):
+                model.AddWaypoint(ns.Waypoint(ns.Time(t), ns.Vector(x, y, z)))
+
+    def create_deferred(self, guid: int) -> None:
+        self.elements[guid] = None
+
+    # -- connections ------------------------------------------------------------------
+
+    def connect_node_device(self, node: int, dev: int) -> None:
+        ns = self.ns
+        device = self._as(dev, ns.NetDevice)
+        factory_id = self._create[dev]
+        if factory_id != "ns3::TapBridge" and "Address" not in self._user_values(dev):
+            device.SetAddress(ns.Mac48Address.Allocate().ConvertTo())
+        self._as(node, ns.Node).AddDevice(device)
+
+    def connect_node_application(self, node: int, app: int) -> None:
+        self._as(node, self.ns.Node).AddApplication(self._as(app, self.ns.Application))
+
+    def connect_node_protocol(self, node: int, proto: int) -> None:
+        ns = self.ns
+        n = self._as(node, ns.Node)
+        if self._create[proto] == "ns3::Ipv4L3Protocol":
+            if not n.GetObject[ns.TrafficControlLayer]():
+                n.AggregateObject(ns.CreateObject[ns.TrafficControlLayer]())
+            n.AggregateObject(self.elements[proto])
+            # the routing NEPI 2 installed: a list routing with static routing inside
+            ipv4 = n.GetObject[ns.Ipv4]()
+            list_routing = ns.CreateObject[ns.Ipv4ListRouting]()
+            ipv4.SetRoutingProtocol(list_routing)
+            static = ns.CreateObject[ns.Ipv4StaticRouting]()
+            list_routing.AddRoutingProtocol(static, 0)
+            if self._testbed_attribute("GlobalRouting"):
+                list_routing.AddRoutingProtocol(ns.Ipv4GlobalRoutingHelper().Create(n), -10)
+            self._static_routing[node] = static
+        else:
+            n.AggregateObject(self.elements[proto])
+
+    def connect_node_mobility(self, node: int, mobility: int) -> None:
+        self._as(node, self.ns.Node).AggregateObject(self.elements[mobility])
+
+    def connect_queue_device(self, queue_guid: int, dev: int) -> None:
+        q = self.elements[queue_guid].GetObject["ns3::Queue<ns3::Packet>"]()
+        self._device(dev).SetQueue(q)
+
+    def _device(self, dev: int):
+        """The device with its own class (SetQueue, Attach... are not on NetDevice)."""
+        cls = {"ns3::PointToPointNetDevice": self.ns.PointToPointNetDevice,
+               "ns3::CsmaNetDevice": self.ns.CsmaNetDevice,
+               "ns3::FdNetDevice": self.ns.FdNetDevice,
+               "ns3::WifiNetDevice": self.ns.WifiNetDevice,
+               "ns3::TapBridge": self.ns.TapBridge}[self._create[dev]]
+        return self._as(dev, cls)
+
+    def connect_error_model_device(self, model: int, dev: int) -> None:
+        self._device(dev).SetReceiveErrorModel(self._as(model, self.ns.ErrorModel))
+
+    def connect_channel_device(self, chan: int, dev: int) -> None:
+        cls = {"ns3::PointToPointChannel": self.ns.PointToPointChannel,
+               "ns3::CsmaChannel": self.ns.CsmaChannel}[self._create[chan]]
+        self._device(dev).Attach(self._as(chan, cls))
+
+    def connect_loss_channel(self, loss: int, chan: int) -> None:
+        self._as(chan, self.ns.YansWifiChannel).SetPropagationLossModel(
+            self._as(loss, self.ns.PropagationLossModel))
+
+    def connect_loss_chain(self, model: int, previous: int) -> None:
+        self._as(previous, self.ns.PropagationLossModel).SetNext(
+            self._as(model, self.ns.PropagationLossModel))
+
+    def connect_delay_channel(self, delay: int, chan: int) -> None:
+        self._as(chan, self.ns.YansWifiChannel).SetPropagationDelayModel(
+            self._as(delay, self.ns.PropagationDelayModel))
+
+    def connect_mobility_pair(self, pair: int, matrix: int) -> None:
+        ma = self.get_connected(pair, "ma", "mp")
+        mb = self.get_connected(pair, "mb", "mp")
+        if len(ma) != 1 or len(mb) != 1:
+            raise RuntimeError("mobility pair %d needs one mobility model on ma and one on mb"
+                               % pair)
+        values_ = self._user_values(pair)
+        self._as(matrix, self.ns.MatrixPropagationLossModel).SetLoss(
+            self._as(ma[0], self.ns.MobilityModel), self._as(mb[0], self.ns.MobilityModel),
+            float(values_.get("Loss", 0.0)), bool(values_.get("Symmetric", True)))
+
+    def connect_tap_bridge(self, bridge: int, dev: int):
+        if self.elements.get(dev) is None:
+            return CONNECTION_DELAY          # a wifi device is built later in this phase
+        self._as(bridge, self.ns.TapBridge).SetBridgedNetDevice(
+            self._as(dev, self.ns.NetDevice))
+
+    def _complete_wifi_channel(self, chan: int):
+        """ns-3 needs a loss and a delay model on a YANS channel; add the usual ones."""
+        ns = self.ns
+        channel = self._as(chan, ns.YansWifiChannel)
+        if chan not in self._channels_done:
+            self._channels_done.add(chan)
+            if not self.get_connected(chan, "loss", "prev") and \
+                    not self.get_connected(chan, "loss", "chan"):
+                channel.SetPropagationLossModel(
+                    ns.CreateObject[ns.LogDistancePropagationLossModel]())
+            if not self.get_connected(chan, "delay", "chan"):
+                channel.SetPropagationDelayModel(
+                    ns.CreateObject[ns.ConstantSpeedPropagationDelayModel]())
+        return channel
+
+    def connect_node_wifi(self, node: int, dev: int) -> None:
+        """Build the wifi device of ``dev`` with ns-3's helpers from its PHY, MAC, manager,
+        channel and error rate model boxes (raw wifi objects cannot be wired in 3.44)."""
+        ns = self.ns
+        phys = self.get_connected(dev, "phy", "dev")
+        macs = self.get_connected(dev, "mac", "dev")
+        managers = self.get_connected(dev, "manager", "dev")
+        if len(phys) != 1 or len(macs) != 1:
+            raise RuntimeError("wifi device %d needs one PHY (phy) and one MAC (mac)" % dev)
+        phy, mac = phys[0], macs[0]
+        keep: list = []
+        phy_helper = ns.YansWifiPhyHelper()
+        chans = self.get_connected(phy, "chan", "phys")
+        if chans:
+            channel = self._complete_wifi_channel(chans[0])
+        else:
+            channel = ns.YansWifiChannelHelper.Default().Create()
+            self._keep.append(channel)
+        phy_helper.SetChannel(channel)
+        errors = self.get_connected(phy, "err", "phy")
+        if errors:
+            phy_helper.SetErrorRateModel(spec.FACTORIES[self._create[errors[0]]]["typeid"])
+        args = self._construct_args(phy, "ns3::YansWifiPhy", keep)
+        for name, ref in zip(args[0::2], args[1::2]):
+            phy_helper.Set(name, ref)
+        mac_typeid = spec.FACTORIES[self._create[mac]]["typeid"]
+        mac_helper = ns.WifiMacHelper()
+        mac_helper.SetType(mac_typeid, *self._construct_args(mac, mac_typeid, keep))
+        wifi = ns.WifiHelper()
+        standard = self._user_values(phy).get("Standard") or \
+            super().get(phy, "Standard")
+        standard = spec.OLD_WIFI_STANDARDS.get(standard, standard)
+        wifi.SetStandard(getattr(ns, standard))
+        if managers:
+            mgr_typeid = spec.FACTORIES[self._create[managers[0]]]["typeid"]
+            wifi.SetRemoteStationManager(mgr_typeid,
+                                         *self._construct_args(managers[0], mgr_typeid, keep))
+        n = self._as(node, ns.Node)
+        if not n.GetObject[ns.MobilityModel]():
+            # a YANS channel needs positions: a node without a mobility model stays at 0,0,0
+            n.AggregateObject(ns.CreateObject[ns.ConstantPositionMobilityModel]())
+        device = wifi.Install(phy_helper, mac_helper, n).Get(0).GetObject[ns.WifiNetDevice]()
+        self.elements[dev] = device
+        self.elements[phy] = device.GetPhy()
+        self.elements[mac] = device.GetMac()
+        parts = [dev, mac]
+        if managers:
+            self.elements[managers[0]] = device.GetRemoteStationManager()
+            parts.append(managers[0])
+        for guid in parts:
+            for name, value in self._user_values(guid).items():
+                self._push(guid, name, value)
+
+    # -- configuration ----------------------------------------------------------------
+
+    def _node_of(self, dev: int) -> Optional[int]:
+        nodes = self.get_connected(dev, "node", "devs")
+        return nodes[0] if nodes else None
+
+    def _finalize_stack(self, node: int) -> None:
+        if node in self._stack_done:
+            return
+        ns = self.ns
+        n = self._as(node, ns.Node)
+        arp = n.GetObject[ns.ArpL3Protocol]()
+        tc = n.GetObject[ns.TrafficControlLayer]()
+        if arp and tc:
+            arp.SetTrafficControl(tc)
+        self._stack_done.add(node)
+
+    def configure_device(self, dev: int) -> None:
+        ns = self.ns
+        factory_id = self._create[dev]
+        if factory_id in ("ns3::PointToPointNetDevice", "ns3::CsmaNetDevice") and \
+                not self.get_connected(dev, "queue", "dev"):
+            factory = ns.ObjectFactory()
+            factory.SetTypeId("ns3::DropTailQueue<Packet>")
+            self._device(dev).SetQueue(factory.Create().GetObject["ns3::Queue<ns3::Packet>"]())
+        for trace in self._add_trace.get(dev, []):
+            self._enable_trace(dev, trace)
+        self._add_addresses(dev)
+
+    def _add_addresses(self, dev: int) -> None:
+        addresses = self._add_address.get(dev)
+        if not addresses:
+            return
+        ns = self.ns
+        node = self._node_of(dev)
+        if node is None:
+            raise RuntimeError("device %d has addresses but no node" % dev)
+        self._finalize_stack(node)
+        ipv4 = self._as(node, ns.Node).GetObject[ns.Ipv4]()
+        if not ipv4:
+            raise RuntimeError("No Ipv4L3Protocol associated to node %d: connect one to its "
+                               "protos connector" % node)
+        device = self._as(dev, ns.NetDevice)
+        ifindex = ipv4.GetInterfaceForDevice(device)
+        if ifindex < 0:
+            ifindex = ipv4.AddInterface(device)
+        added = []
+        for address, prefix, _broadcast in addresses:
+            if ipaddress.ip_address(address).version != 4:
+                raise RuntimeError("device %d: only IPv4 addresses are supported (%s)"
+                                   % (dev, address))
+            prefix = 24 if prefix is None else int(prefix)
+            ipv4.AddAddress(ifindex, ns.Ipv4InterfaceAddress(ns.Ipv4Address(address),
+                                                             ns.Ipv4Mask("/%d" % prefix)))
+            added.append((address, prefix))
+        ipv4.SetMetric(ifindex, 1)
+        ipv4.SetUp(ifindex)
+        self._interfaces[dev] = (node, ifindex, added)
+
+    def _interface_for(self, node: int, address: str) -> Optional[int]:
+        ip = ipaddress.IPv4Address(address)
+        for _dev, (n, ifindex, addrs) in self._interfaces.items():
+            if n != node:
+                continue
+            for a, prefix in addrs:
+                if ip in ipaddress.IPv4Network("%s/%d" % (a, prefix), strict=False):
+                    return ifindex
+        return None
+
+    def configure_node(self, node: int) -> None:
+        ns = self.ns
+        if self._as(node, ns.Node).GetObject[ns.Ipv4]():
+            self._finalize_stack(node)
+        for route in self._add_route.get(node, []):
+            self._add_static_route(node, *route)
+        up = self._user_values(node).get("Up", True)
+        if up is False:
+            self._apply_up(node, False)
+
+    def _add_static_route(self, node, destination, prefix, nexthop, metric=0, device=None):
+        ns = self.ns
+        static = self._static_routing.get(node)
+        if static is None:
+            raise RuntimeError("node %d has routes but no Ipv4L3Protocol" % node)
+        prefix = 24 if prefix is None else int(prefix)
+        metric = int(metric or 0)
+        network = ipaddress.IPv4Network("%s/%d" % (destination, prefix), strict=False)
+        dst = ns.Ipv4Address(str(network.network_address))
+        via = nexthop if nexthop and nexthop != "None" else None
+        ifindex = self._interface_for(node, via or str(network.network_address))
+        if ifindex is None:
+            raise RuntimeError("Cannot associate interface for routing entry %s/%d%s on node "
+                               "%d: no interface of the node is on that network"
+                               % (destination, prefix, " via %s" % via if via else "", node))
+        if via:
+            if prefix == 0:
+                static.SetDefaultRoute(ns.Ipv4Address(via), ifindex, metric)
+            elif prefix == 32:
+                static.AddHostRouteTo(dst, ns.Ipv4Address(via), ifindex, metric)
+            else:
+                static.AddNetworkRouteTo(dst, ns.Ipv4Mask("/%d" % prefix), ns.Ipv4Address(via),
+                                         ifindex, metric)
+        elif prefix == 32:
+            static.AddHostRouteTo(dst, ifindex, metric)
+        else:
+            static.AddNetworkRouteTo(dst, ns.Ipv4Mask("/%d" % prefix), ifindex, metric)
+
+    def _ipv4_of(self, node: int):
+        n = self.elements.get(node)
+        if n is None:
+            return None
+        ipv4 = n.GetObject[self.ns.Ipv4]()
+        return ipv4 if ipv4 else None
+
+    def _apply_up(self, node: int, up: bool) -> None:
+        ipv4 = self._ipv4_of(node)
+        if ipv4 is None:
+            return
+        for i in range(1, ipv4.GetNInterfaces()):      # 0 is the loopback
+            if up:
+                ipv4.SetUp(i)
+            else:
+                ipv4.SetDown(i)
+
+    def _read_up(self, node: int) -> bool:
+        ipv4 = self._ipv4_of(node)
+        if ipv4 is None:
+            return bool(testbed_impl.TestbedController.get(self, node, "Up"))
+        return all(ipv4.IsUp(i) for i in range(1, ipv4.GetNInterfaces()))
+
+    def configure_wifi_phy(self, phy: int) -> None:
+        for trace in self._add_trace.get(phy, []):
+            self._enable_trace(phy, trace)
+
+    _REQUIRED = {"ns3::Ping": ["Destination"], "ns3::OnOffApplication": ["Remote"]}
+
+    def configure_application(self, app: int) -> None:
+        typeid = spec.FACTORIES[self._create[app]]["typeid"]
+        for name in self._REQUIRED.get(typeid, []):
+            v = self.ns.AddressValue()
+            self.elements[app].GetAttributeFailSafe(name, v)
+            if not self._format_address(v.Get()):
+                raise RuntimeError("%s %d needs its %s attribute (the address to send to)"
+                                   % (self._create[app], app,
+                                      "Remote" if self._create[app] == "ns3::V4Ping"
+                                      else name))
+        if typeid in ("ns3::UdpEchoClient", "ns3::UdpClient"):
+            v = self.ns.AddressValue()
+            self.elements[app].GetAttributeFailSafe("Remote", v)
+            w = self.ns.AddressValue()
+            self.elements[app].GetAttributeFailSafe("RemoteAddress", w)
+            if not self._format_address(v.Get()) and not self._format_address(w.Get()):
+                raise RuntimeError("%s %d needs Remote ('a.b.c.d:port') or RemoteAddress"
+                                   % (self._create[app], app))
+        for trace in self._add_trace.get(app, []):
+            self._enable_trace(app, trace)
+
+    # -- applications ---------------------------------------------------------------------
+
+    def start_application(self, app: int) -> None:
+        """Nothing to do: ns-3 starts an application at its StartTime."""
+
+    def stop_application(self, app: int) -> None:
+        if self._sim_running() and self.elements.get(app) is not None:
+            ns = self.ns
+            application = self._as(app, ns.Application)
+            v = ns.TimeValue()
+            application.GetAttribute("StopTime", v)
+            now = ns.Simulator.Now()
+            if v.Get().IsZero() or v.Get() > now:
+                application.SetStopTime(ns.Seconds(0))
+
+    def status_application(self, app: int) -> int:
+        state = self._sim_state
+        if state == "idle" or self.elements.get(app) is None:
+            return AS.STATUS_NOT_STARTED
+        if state == "done":
+            return AS.STATUS_FINISHED
+
+        def compute():
+            if self._sim_state == "done":
+                return AS.STATUS_FINISHED
+            ns = self.ns
+            application = self._as(app, ns.Application)
+            now = ns.Simulator.Now()
+            start, stop = ns.TimeValue(), ns.TimeValue()
+            application.GetAttribute("StartTime", start)
+            application.GetAttribute("StopTime", stop)
+            if now < start.Get():
+                return AS.STATUS_NOT_STARTED
+            if not stop.Get().IsZero() and now >= stop.Get():
+                return AS.STATUS_FINISHED
+            return AS.STATUS_RUNNING
+        return self._call(compute)
+
+    # -- traces ---------------------------------------------------------------------------
+
+    def _trace_dir(self) -> str:
+        root = self._root_directory or os.getcwd()
+        home = self._testbed_attribute("homeDirectory")
+        return os.path.join(root, home) if home else root
+
+    def _device_position(self, dev: int):
+        node = self._node_of(dev)
+        if node is None:
+            return -1, -1
+        devices = self.get_connected(node, "devs", "node")
+        return node, devices.index(dev) if dev in devices else -1
+
+    def _enable_trace(self, guid: int, trace: str) -> None:
+        ns = self.ns
+        factory_id = self._create[guid]
+        if trace == "Rtt":
+            path = self._trace_path(guid, trace, "trace-app-%d-Rtt.txt" % guid)
+            shim = self._need_shim("RTT")
+            self._rtt_streams.append(shim.ConnectRtt(self._as(guid, ns.Application), path))
+            return
+        if trace == "YansWifiPhyPcapTrace":
+            devs = self.get_connected(guid, "dev", "phy")
+            node, pos = self._device_position(devs[0]) if devs else (-1, -1)
+            path = self._trace_path(guid, trace,
+                                    "trace-yanswifi-node-%d-dev-%d.pcap" % (node, pos))
+            pcap = ns.PcapHelper().CreateFile(path, self._cppyy.gbl.std.ios.out,
+                                              ns.PcapHelper.DLT_IEEE802_11)
+            self._pcap_files.append(pcap)
+            if not self._need_shim("WIFI_PCAP").ConnectWifiPcap(self._as(guid, ns.WifiPhy),
+                                                                pcap):
+                raise RuntimeError("cannot hook the wifi PHY %d sniffer traces" % guid)
+            return
+        node, pos = self._device_position(guid)
+        kind = {"ns3::PointToPointNetDevice": "p2p", "ns3::CsmaNetDevice": "csma",
+                "ns3::FdNetDevice": "fd"}[factory_id]
+        if trace in _PCAP_TRACES:
+            promisc = trace == "CsmaPromiscPcapTrace"
+            name = "trace-%s%s-node-%d-dev-%d.pcap" % (kind, "-promisc" if promisc else "",
+                                                       node, pos)
+            path = self._trace_path(guid, trace, name)
+            dlt = ns.PcapHelper.DLT_PPP if kind == "p2p" else ns.PcapHelper.DLT_EN10MB
+            pcap = ns.PcapHelper().CreateFile(path, self._cppyy.gbl.std.ios.out, dlt)
+            self._pcap_files.append(pcap)
+            source = "PromiscSniffer" if kind == "p2p" or promisc else "Sniffer"
+            cls = {"p2p": ns.PointToPointNetDevice, "csma": ns.CsmaNetDevice,
+                   "fd": ns.FdNetDevice}[kind]
+            ns.PcapHelper().HookDefaultSink[cls](self._as(guid, cls), source, pcap)
+            return
+        path = self._trace_path(guid, trace, "trace-%s-node-%d-dev-%d.tr" % (kind, node, pos))
+        stream = ns.AsciiTraceHelper().CreateFileStream(path)
+        self._ascii_streams.append(stream)
+        helper = {"p2p": ns.PointToPointHelper, "csma": ns.CsmaHelper,
+                  "fd": ns.FdNetDeviceHelper}[kind]()
+        helper.EnableAscii(stream, self._as(guid, ns.NetDevice))
+
+    def _trace_path(self, guid: int, trace: str, filename: str) -> str:
+        path = os.path.join(self._trace_dir(), filename)
+        self._traces[(guid, trace)] = path
+        return path
+
+    def _flush_traces(self) -> None:
+        for stream in self._ascii_streams:
+            stream.GetStream().flush()
+        for out in self._rtt_streams:
+            self._shim.FlushStream(out)
+
+    def _finish_traces(self) -> None:
+        """Write everything out; pcap files are complete only once closed (end of run)."""
+        if self._traces_closed or self.ns is None:
+            return
+        self._traces_closed = True
+        self._flush_traces()
+        for pcap in self._pcap_files:
+            pcap.Close()
+        for out in self._rtt_streams:
+            self._shim.CloseStream(out)
+
+    def trace_filepath(self, guid: int, trace_id: str) -> str:
+        self._check_guid(guid)
+        try:
+            return self._traces[(guid, trace_id)]
+        except KeyError:
+            if trace_id in self._add_trace.get(guid, []):
+                raise RuntimeError("trace %s of element %d is not written yet (traces start "
+                                   "at configure)" % (trace_id, guid)) from None
+            raise RuntimeError("trace %s is not enabled on element %d"
+                               % (trace_id, guid)) from None
+
+    def trace_filename(self, guid: int, trace_id: str) -> str:
+        return os.path.basename(self.trace_filepath(guid, trace_id))
+
+    def trace(self, guid: int, trace_id: str, attribute: str = "value") -> Any:
+        if attribute != "value":
+            return super().trace(guid, trace_id, attribute)
+        path = self.trace_filepath(guid, trace_id)
+        if not self._traces_closed and self.ns is not None:
+            self._call(self._flush_traces)
+        if trace_id in _PCAP_TRACES:
+            # binary: one str character per byte (value.encode("latin-1") gives the bytes)
+            with open(path, "rb") as f:
+                return f.read().decode("latin-1")
+        with open(path, errors="replace") as f:
+            return f.read()
+
+    # -- cross connection with a netns TAP (file descriptor passing) ------------------
+
+    def connect_fd_cross_init(self, guid: int, cross_data: dict) -> None:
+        """Publish a private Unix socket; the peer (netns, at its cross-connect completion)
+        sends its TAP file descriptor there; it goes to the FdNetDevice before start."""
+        from nepi.rpc.security import ensure_private_dir, socket_path
+        run_dir = ensure_private_dir(os.path.join(self._root_directory or os.getcwd(),
+                                                  "run-fd"))
+        path = socket_path(run_dir, "fd-%d.sock" % guid)
+        if os.path.exists(path):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.settimeout(FD_TIMEOUT)
+        self._fd_sockets[guid] = sock
+        received = self._fd_received[guid] = threading.Event()
+        super().set(guid, "tun_addr", path)
+        super().set(guid, "tun_proto", "fd")
+        super().set(guid, "tun_port", 0)
+        super().set(guid, "tun_key", "fd-" + str(guid))
+
+        def receive():
+            try:
+                _msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+                if not fds:
+                    raise RuntimeError("the peer sent no file descriptor")
+                fd = fds[0]
+                self._call(lambda: self._device(guid).SetFileDescriptor(fd))
+            except Exception as e:
+                self._fd_errors[guid] = str(e)
+            finally:
+                received.set()
+        threading.Thread(target=receive, name="ns3-fd-%d" % guid, daemon=True).start()
+
+    def _wait_for_file_descriptors(self) -> None:
+        for guid, event in self._fd_received.items():
+            if not event.wait(FD_TIMEOUT + 5):
+                raise RuntimeError("FdNetDevice %d: no file descriptor received" % guid)
+            if guid in self._fd_errors:
+                raise RuntimeError("FdNetDevice %d: receiving the file descriptor failed: %s"
+                                   % (guid, self._fd_errors[guid]))
+
+    # -- the owner of a private daemon ------------------------------------------------
+
+    def _watch_parent(self) -> None:
+        value = os.environ.get(PARENT_ENV)
+        if not value:
+            return
+        try:
+            pid_text, _, start_text = value.partition(":")
+            pid, start = int(pid_text), float(start_text) if start_text else None
+        except ValueError:
+            return
+        from nepi.rpc.liveness import is_same_process
+
+        def watch():
+            while not self._shut_down:
+                _time.sleep(1.0)
+                if not is_same_process(pid, start):
+                    _logger.warning("owner process %d is gone: shutting down", pid)
+                    try:
+                        self.shutdown()
+                    finally:
+                        os.kill(os.getpid(), signal.SIGTERM)
+                    return
+        threading.Thread(target=watch, name="ns3-owner-watch", daemon=True).start()
