@@ -9,7 +9,7 @@ DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openss
 	procps systemd
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all install install-deb install-python test example example-design bench lint clean
+.PHONY: all install install-deb install-python test example example-design bench bench-deps lint clean
 
 all: test
 
@@ -46,6 +46,10 @@ example-design:
 	$(PYTHON) examples/mock_design.py "$(EXAMPLE_OUT)"
 	$(PYTHON) -m nepi.cli.nepi_cmd validate "$(EXAMPLE_OUT)"
 	$(PYTHON) -m nepi.cli.nepi_cmd show "$(EXAMPLE_OUT)"
+
+# Extra Debian packages the benchmarks compare against (Mininet with Linux bridges).
+bench-deps:
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mininet bridge-utils
 
 bench:
 	@found=0; \
