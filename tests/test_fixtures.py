@@ -99,7 +99,11 @@ def assert_matches_file(exp, text):
         if e["kind"] == "testbed":
             tbd = testbeds[guid]
             assert tbd.provider.testbed_id == e["testbed_id"]
-            assert tbd.provider.testbed_version == e["testbed_version"]
+            if tbd.provider.testbed_version != e["testbed_version"]:
+                # an older version the testbed still deploys (NEPI 2's ns3 3.11) loads as
+                # the testbed's current version
+                from nepi.core.metadata import Metadata
+                assert Metadata(e["testbed_id"]).accepts_version(e["testbed_version"])
             gi = tbd.graphical_info
             assert (gi.x, gi.y, gi.width, gi.height) == e["gi"]
             for name, value in e["attributes"].items():

@@ -218,6 +218,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller = ExperimentController(xml, root_dir)
         controller.add_progress_listener(display)
+
+        def deployed(event):
+            # from here on a signal means "stop the running experiment", not "roll back"
+            if event["phase"] == "deploy" and event["state"] == "done" \
+                    and signals.stage == "deploy":
+                signals.stage = "wait"
+        controller.add_progress_listener(deployed)
         try:
             controller.start()
         except KeyboardInterrupt:

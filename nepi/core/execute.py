@@ -213,10 +213,10 @@ class ExperimentController:
                 self._state = "failed"
                 self._save_state()
                 raise
-            self._event("deploy", None, "done", "experiment started")
             self._state = "started"
             self._save_state()
             self._start_watcher()
+            self._event("deploy", None, "done", "experiment started")
 
     def _deploy(self) -> None:
         data = self._parser.from_xml_to_data(self._design_xml)
@@ -478,25 +478,13 @@ class ExperimentController:
                 if name == DC.ROOT_DIRECTORY or data.get_attribute_data(testbed_guid, name) \
                         is not None or value != self._default_testbed_value(testbed_id, name):
                     data.add_attribute_data(testbed_guid, name, value)
-            requests, defaults = [], {}
-            for guid in data.box_guids(testbed_guid):
-                factory = self._catalog.factory(testbed_id, data.get_box_data(guid)[1])
-                box_attrs = factory.box_attributes
-                in_design = {n for n, _ in data.get_attribute_data(guid)}
-                for name in box_attrs.get_attribute_list(Attribute.ExecInvisible,
-                                                         exclude=True):
-                    requests.append([guid, name])
-                    if name not in in_design and not box_attrs.is_attribute_exec_immutable(
-                            name):
-                        defaults[(guid, name)] = box_attrs.get_attribute_value(name)
-            if not requests:
-                continue
-            for (guid, name), value in zip(requests, testbed.get_values(requests)):
-                if not isinstance(value, (str, int, float, bool)):
+            for guid, values in testbed.get_modified_values().items():
+                guid = int(guid)
+                if guid not in data.data:
                     continue
-                if (guid, name) in defaults and value == defaults[(guid, name)]:
-                    continue   # an unchanged default: the testbed supplies it anyway
-                data.add_attribute_data(guid, name, value)
+                for name, value in values.items():
+                    if isinstance(value, (str, int, float, bool)):
+                        data.add_attribute_data(guid, name, value)
         self._execute_xml = self._parser.data_to_xml(data)
         write_atomic(os.path.join(self._root_dir, EXECUTE_XML), self._execute_xml)
 
@@ -722,6 +710,7 @@ class ExperimentController:
 
     def _handle_lost(self, lost: Dict[int, str]) -> None:
         """Apply each lost testbed's recovery policy (called with the lock held)."""
+        running = self._state == "started"
         restart, recovered = [], []
         for g, reason in sorted(lost.items()):
             policy = self._policy(g)
@@ -770,7 +759,7 @@ class ExperimentController:
         self._cross_connect([g for g in alive if g in changed
                              or set(self._cross_peers(g)) & changed])
         self._parallel("do_prestart", restart, lambda g: self._testbeds[g].do_prestart())
-        if self._state == "started":
+        if running:
             self._parallel("start", restart, lambda g: self._testbeds[g].start())
 
     def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:

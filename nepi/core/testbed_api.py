@@ -124,6 +124,11 @@ class TestbedController:
         """Batch of ``[guid, name]`` gets; a failing get yields None."""
         raise NotImplementedError
 
+    def get_modified_values(self) -> Dict[int, Dict[str, Any]]:
+        """Every attribute value set on an element (at creation or since): what the
+        execute XML must record beyond the design."""
+        raise NotImplementedError
+
     def get_route(self, guid: int, index: int, attribute: str) -> Any:
         raise NotImplementedError
 

@@ -442,6 +442,13 @@ class TestbedController(testbed_api.TestbedController):
                 values.append(None)
         return values
 
+    def get_modified_values(self) -> Dict[int, Dict[str, Any]]:
+        values: Dict[int, Dict[str, Any]] = {}
+        for source in (self._create_set, self._set):
+            for guid, attrs in source.items():
+                values.setdefault(guid, {}).update(attrs)
+        return values
+
     def get_address(self, guid: int, index: int, attribute: str = "Address") -> Any:
         if attribute not in ADDRESS_FIELDS:
             raise AttributeError("Invalid address attribute %r (expected one of %s)"

@@ -78,8 +78,13 @@ def serve(daemon: SecureDaemon, stop_event: threading.Event,
             return False
         return True
 
+    def stop_now():
+        stop_event.wait()
+        daemon.shutdown()      # breaks the request loop at once, not at the next poll
+    threading.Thread(target=stop_now, name="nepi-daemon-stop", daemon=True).start()
     Pyro5.config.POLLTIMEOUT = poll
     daemon.requestLoop(loop_condition)
+    stop_event.set()
 
 
 def peer_is_us(conn) -> bool:

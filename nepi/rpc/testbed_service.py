@@ -15,7 +15,7 @@ MUTATING = ("defer_configure", "defer_create", "defer_create_set", "defer_factor
             "do_connect_compl", "do_preconfigure", "do_configure", "do_prestart",
             "do_cross_connect_init", "do_cross_connect_compl", "start", "stop", "recover",
             "set", "action")
-QUERIES = ("get", "get_values", "get_route", "get_address", "get_attribute_list",
+QUERIES = ("get", "get_values", "get_modified_values", "get_route", "get_address", "get_attribute_list",
            "get_factory_id", "status", "testbed_status", "trace", "traces_info")
 
 

@@ -6,6 +6,9 @@ ns-3 allows one simulator per process, so the real controller
 daemon for it. Importing this package does not import ns-3.
 """
 
-from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION  # noqa: F401
-from nepi.testbeds.ns3.execute import DaemonTestbedController  # noqa: F401
-from nepi.testbeds.ns3.single import TestbedController, cleanup  # noqa: F401
+from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
+from nepi.testbeds.ns3.execute import DaemonTestbedController
+from nepi.testbeds.ns3.single import TestbedController, cleanup
+
+__all__ = ["TESTBED_ID", "TESTBED_VERSION", "DaemonTestbedController", "TestbedController",
+           "cleanup"]

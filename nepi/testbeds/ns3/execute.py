@@ -99,6 +99,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         self.imported_at: Optional[float] = None
         self._import_error: Optional[BaseException] = None
         self._ns_thread = _NsThread()
+        self._shim_build = None
         self._imported = self._ns_thread.submit(self._import_ns)
         self._state_lock = threading.Lock()
         self._sim_state = "idle"                 # idle -> running -> done
@@ -107,14 +108,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         self._pending_calls: List[Any] = []      # Python callables lent to ns-3 events
         self._keep: List[Any] = []               # ns-3 objects nobody else references
         self._constructed: Dict[int, Dict[str, Any]] = {}
-        self._interfaces: Dict[int, tuple] = {}  # device guid -> (node guid, ifindex, addrs)
-        self._static_routing: Dict[int, Any] = {}
         self._stack_done: set = set()
         self._channels_done: set = set()
         self._traces: Dict[tuple, str] = {}
-        self._pcap_files: List[Any] = []
-        self._ascii_streams: List[Any] = []
-        self._rtt_streams: List[Any] = []
         self._traces_closed = False
         self._fd_sockets: Dict[int, socket.socket] = {}
         self._fd_received: Dict[int, threading.Event] = {}
@@ -127,6 +123,8 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     def _import_ns(self) -> None:
         try:
+            from nepi.testbeds.ns3 import shim
+            self._shim_build = shim.Build()      # g++ runs while ns-3 is imported
             started = _time.monotonic()
             from ns import ns
             self.import_seconds = _time.monotonic() - started
@@ -134,21 +132,21 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             _logger.info("ns-3 bindings imported in %.3f s (at %.3f)", self.import_seconds,
                          self.imported_at)
             import cppyy
-            from nepi.testbeds.ns3 import shim
-            cppyy.cppdef(shim.CORE)
+            mode = shim.load(cppyy, self._shim_build)
+            _logger.info("ns-3 shim: %s", mode)
             self._cppyy = cppyy
             self._shim = cppyy.gbl.nepi_ns3
-            self._shim_parts = {"CORE"}
+            self._shim_parts = {"CORE", "RTT", "WIFI"} if mode == "library" else {"CORE"}
             self.ns = ns
         except BaseException as e:              # reported at do_setup
             self._import_error = e
             _logger.error("cannot import ns-3: %s", e)
 
     def _need_shim(self, part: str):
-        """Compile a part of the C++ shim the first time it is needed (ns-3 thread)."""
+        """With cling, compile a part of the C++ shim the first time it is needed."""
         if part not in self._shim_parts:
             from nepi.testbeds.ns3 import shim
-            self._cppyy.cppdef(getattr(shim, part))
+            self._cppyy.cppdef("#pragma cling optimize(0)\n" + getattr(shim, part))
             self._shim_parts.add(part)
         return self._shim
 
@@ -247,7 +245,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     def _prestart(self) -> None:
         testbed_impl.TestbedController.do_prestart(self)
         if self._testbed_attribute("GlobalRouting"):
-            self.ns.Ipv4GlobalRoutingHelper.PopulateRoutingTables()
+            self._x("populate")
 
     def start(self, time: str = TIME_NOW) -> None:
         self._call(lambda: testbed_impl.TestbedController.start(self, time))
@@ -323,13 +321,22 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if self.ns is None:
             return
         self._finish_traces()
+        self._x("silence")
+        self._x("clear")
         self.elements.clear()
-        self._static_routing.clear()
         self._keep.clear()
         self.ns.Simulator.Destroy()
         self._pending_calls.clear()
 
     # -- runtime values -------------------------------------------------------------------
+
+    def _x(self, *command) -> str:
+        """One command for the C++ side (nepi_ns3::Exec); RuntimeError if it fails."""
+        result = self._shim.Exec([str(c) for c in command])
+        result = _text(result)
+        if result.startswith("\x01"):
+            raise RuntimeError(result[1:])
+        return result
 
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
         super().set(guid, name, value, time)   # validates and records (no ns-3 involved)
@@ -347,12 +354,6 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             return super().get_values(requests)
         return self._call(lambda: testbed_impl.TestbedController.get_values(self, requests))
 
-    def _typeid_of(self, guid: int) -> str:
-        obj = self.elements.get(guid)
-        if obj is not None:
-            return _text(obj.GetInstanceTypeId().GetName())
-        return spec.FACTORIES[self._create[guid]]["typeid"]
-
     def _alias(self, factory_id: str, name: str, value: Any):
         target = ns3_attribute_info(factory_id, name)["alias"]
         if name == "Verbose":
@@ -363,15 +364,21 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             value = "%dB" % value
         return target, value, ns3_attribute_info(factory_id, target)
 
+    @staticmethod
+    def _kind_text(vtype: str, name: str, value: Any):
+        """('a', address text) or ('s', text ns-3 parses itself)."""
+        if vtype == "Address":
+            return "a", "" if value is None else str(value)
+        return "s", values.ns3_text(vtype, value, name)
+
     def _push(self, guid: int, name: str, value: Any) -> None:
         """Apply a nepi attribute value to the live ns-3 object (on the ns-3 thread)."""
-        obj = self.elements.get(guid)
         factory_id = self._create[guid]
         attr = self._box_attribute(guid, name)
-        if obj is None or attr.is_metadata:
+        if self.elements.get(guid) is None or attr.is_metadata:
             return
         if factory_id == "ns3::Node" and name == "Up":
-            self._apply_up(guid, value)
+            self._x("up", guid, int(bool(value)))
             return
         info = ns3_attribute_info(factory_id, name)
         if info is None:
@@ -385,111 +392,46 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                 return                               # already given at construction
             raise AttributeError("ns-3 attribute %s of %s (guid %d) can only be given "
                                  "before the element is created" % (name, factory_id, guid))
-        keep, ref = self._ns_value(self._typeid_of(guid), name, info["type"], value)
-        if not obj.SetAttributeFailSafe(name, ref):
-            raise AttributeError("ns-3 refused %s = %r for %s (guid %d)"
-                                 % (name, value, factory_id, guid))
+        kind, text = self._kind_text(info["type"], name, value)
+        self._x("set", guid, name, kind, text)
 
     def _pull(self, guid: int, name: str, attr) -> Any:
         """Read a nepi attribute from the live ns-3 object (on the ns-3 thread)."""
-        obj = self.elements.get(guid)
         factory_id = self._create[guid]
         if factory_id == "ns3::Node" and name == "Up":
-            return self._read_up(guid)
+            up = self._x("isup", guid)
+            return up == "1" if up else testbed_impl.TestbedController.get(self, guid, name)
         info = ns3_attribute_info(factory_id, name)
-        if obj is None or info is None:
+        if self.elements.get(guid) is None or info is None:
             return testbed_impl.TestbedController.get(self, guid, name)
         if "alias" in info:
-            return self._pull_alias(guid, factory_id, name, obj, info["alias"])
+            target = info["alias"]
+            target_type = ns3_attribute_info(factory_id, target)["type"]
+            text = self._x("get", guid, target, "a" if target_type == "Address" else "s")
+            if name == "Remote":
+                return text.split(":")[0] if text else None
+            if name == "Verbose":
+                return text == "Verbose"
+            unit = {"MaxPackets": "p", "MaxBytes": "B"}[name]
+            return int(text[:-1]) if text.endswith(unit) and text[:-1].isdigit() else None
         vtype = info["type"]
         if vtype.startswith("Object:") or not info["flags"] & ATTR_GET:
             # ns-3 serialises object pointers as addresses: report what was given
             return testbed_impl.TestbedController.get(self, guid, name)
+        text = self._x("get", guid, name, "a" if vtype == "Address" else "s")
         if vtype == "Address":
-            v = self.ns.AddressValue()
-            if not obj.GetAttributeFailSafe(name, v):
-                raise AttributeError("ns-3 has no attribute %s on %s" % (name, factory_id))
-            return self._format_address(v.Get())
-        v = self.ns.StringValue()
-        if not obj.GetAttributeFailSafe(name, v):
-            raise AttributeError("ns-3 has no attribute %s on %s" % (name, factory_id))
-        return values.nepi_value_from_ns3(vtype, attr.type, _text(v.Get()))
-
-    def _pull_alias(self, guid, factory_id, name, obj, target):
-        if name == "Remote":
-            v = self.ns.AddressValue()
-            obj.GetAttributeFailSafe(target, v)
-            text = self._format_address(v.Get())
-            return text.split(":")[0] if text else None
-        v = self.ns.StringValue()
-        obj.GetAttributeFailSafe(target, v)
-        text = _text(v.Get())
-        if name == "Verbose":
-            return text == "Verbose"
-        unit = {"MaxPackets": "p", "MaxBytes": "B"}[name]
-        return int(text[:-1]) if text.endswith(unit) and text[:-1].isdigit() else None
-
-    def _ns_value(self, typeid: str, name: str, vtype: str, value: Any):
-        """(keep-alive, ns3::AttributeValue&) for a nepi value; ValueError if ns-3 can't
-        parse it (values were validated before, so this is a second line of defence)."""
-        ns = self.ns
-        if vtype == "Address":
-            v = ns.AddressValue(self._ns_address(value))
-            return v, v
-        text = values.ns3_text(vtype, value, name)
-        if vtype == "TypeId" and not ns.TypeId.LookupByNameFailSafe(text, ns.TypeId()):
-            raise ValueError("%s: ns-3 has no TypeId %r" % (name, text))
-        tid = ns.TypeId.LookupByName(typeid)
-        info = ns.TypeId.AttributeInformation()
-        if not tid.LookupAttributeByName(name, info):
-            raise AttributeError("ns-3 %s has no attribute %s" % (typeid, name))
-        v = info.checker.Create()
-        if not v.DeserializeFromString(text, info.checker):
-            raise ValueError("ns-3 cannot parse %r as the %s of %s" % (text, name, typeid))
-        return v, v.__deref__()
-
-    def _ns_address(self, text):
-        ns = self.ns
-        if not text:
-            return ns.Address()
-        if values.is_mac(None, text):
-            return ns.Mac48Address(text).ConvertTo()
-        parsed = values.parse_socket_address(text)
-        if parsed is None:
-            raise ValueError("%r is not an address nepi can give to ns-3 (use 'a.b.c.d', "
-                             "'a.b.c.d:port' or a MAC address)" % (text,))
-        host, port = parsed
-        if port is None:
-            return ns.Ipv4Address(host).ConvertTo()
-        return ns.InetSocketAddress(ns.Ipv4Address(host), port).ConvertTo()
-
-    def _format_address(self, address) -> str:
-        ns = self.ns
-        if ns.InetSocketAddress.IsMatchingType(address):
-            isa = ns.InetSocketAddress.ConvertFrom(address)
-            return "%s:%d" % (_text(isa.GetIpv4()), isa.GetPort())
-        if ns.Ipv4Address.IsMatchingType(address):
-            return _text(ns.Ipv4Address.ConvertFrom(address))
-        if ns.Mac48Address.IsMatchingType(address):
-            return _text(ns.Mac48Address.ConvertFrom(address))
-        return ""
+            return text
+        return values.nepi_value_from_ns3(vtype, attr.type, text)
 
     # -- creation ---------------------------------------------------------------------
-
-    def _as(self, guid: int, cls):
-        obj = self.elements.get(guid)
-        if obj is None:
-            raise RuntimeError("element %d (%s) has no ns-3 object yet"
-                               % (guid, self._create.get(guid)))
-        return obj.GetObject[cls]()
 
     def _user_values(self, guid: int) -> Dict[str, Any]:
         merged = dict(self._create_set.get(guid, {}))
         merged.update(self._set.get(guid, {}))
         return merged
 
-    def _construct_args(self, guid: int, typeid: str, keep: list) -> list:
-        """[name, value&, ...] of the user's construct-time ns-3 attributes of ``guid``."""
+    def _construct_args(self, guid: int) -> list:
+        """[name, kind, text, ...] of the user's construct-time ns-3 attributes."""
         factory_id = self._create[guid]
         args = []
         for name, value in self._user_values(guid).items():
@@ -499,37 +441,26 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             if "alias" in info:
                 name, value, info = self._alias(factory_id, name, value)
             if info.get("flags", 0) & ATTR_CONSTRUCT:
-                k, ref = self._ns_value(typeid, name, info["type"], value)
-                keep.append(k)
-                args += [name, ref]
+                args += [name] + list(self._kind_text(info["type"], name, value))
                 self._constructed.setdefault(guid, {})[name] = value
         return args
 
-    def create_object(self, guid: int):
-        ns = self._require_ns()
+    def create_object(self, guid: int) -> None:
+        self._require_ns()
         typeid = spec.FACTORIES[self._create[guid]]["typeid"]
-        factory = ns.ObjectFactory()
-        factory.SetTypeId(typeid)
-        keep: list = []
-        args = self._construct_args(guid, typeid, keep)
-        for name, ref in zip(args[0::2], args[1::2]):
-            factory.Set(name, ref)
-        obj = factory.Create()
-        self.elements[guid] = obj
-        return obj
+        self._x("create", guid, typeid, *self._construct_args(guid))
+        self.elements[guid] = True
 
     def create_node(self, guid: int) -> None:
-        node = self.create_object(guid).GetObject[self.ns.Node]()
-        node.AggregateObject(self.ns.CreateObject[self.ns.PacketSocketFactory]())
+        self.create_object(guid)
+        self._x("node", guid)
 
     def create_mobility(self, guid: int) -> None:
         self.create_object(guid)
         waypoints = self._user_values(guid).get("WaypointList")
         if waypoints:
-            ns = self.ns
-            model = self._as(guid, ns.WaypointMobilityModel)
             for t, x, y, z in values.parse_waypoints(waypoints):
-                model.AddWaypoint(ns.Waypoint(ns.Time(t), ns.Vector(x, y, z)))
+                self._x("waypoint", guid, values.canonical_time(t), x, y, z)
 
     def create_deferred(self, guid: int) -> None:
         self.elements[guid] = None
@@ -537,70 +468,40 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     # -- connections ------------------------------------------------------------------
 
     def connect_node_device(self, node: int, dev: int) -> None:
-        ns = self.ns
-        device = self._as(dev, ns.NetDevice)
-        factory_id = self._create[dev]
-        if factory_id != "ns3::TapBridge" and "Address" not in self._user_values(dev):
-            device.SetAddress(ns.Mac48Address.Allocate().ConvertTo())
-        self._as(node, ns.Node).AddDevice(device)
+        allocate = self._create[dev] != "ns3::TapBridge" and \
+            "Address" not in self._user_values(dev)
+        self._x("adddev", node, dev, int(allocate))
 
     def connect_node_application(self, node: int, app: int) -> None:
-        self._as(node, self.ns.Node).AddApplication(self._as(app, self.ns.Application))
+        self._x("addapp", node, app)
 
     def connect_node_protocol(self, node: int, proto: int) -> None:
-        ns = self.ns
-        n = self._as(node, ns.Node)
         if self._create[proto] == "ns3::Ipv4L3Protocol":
-            if not n.GetObject[ns.TrafficControlLayer]():
-                n.AggregateObject(ns.CreateObject[ns.TrafficControlLayer]())
-            n.AggregateObject(self.elements[proto])
-            # the routing NEPI 2 installed: a list routing with static routing inside
-            ipv4 = n.GetObject[ns.Ipv4]()
-            list_routing = ns.CreateObject[ns.Ipv4ListRouting]()
-            ipv4.SetRoutingProtocol(list_routing)
-            static = ns.CreateObject[ns.Ipv4StaticRouting]()
-            list_routing.AddRoutingProtocol(static, 0)
-            if self._testbed_attribute("GlobalRouting"):
-                list_routing.AddRoutingProtocol(ns.Ipv4GlobalRoutingHelper().Create(n), -10)
-            self._static_routing[node] = static
+            # with the routing NEPI 2 installed: list routing holding static routing
+            self._x("ipv4", node, proto, int(bool(self._testbed_attribute("GlobalRouting"))))
         else:
-            n.AggregateObject(self.elements[proto])
+            self._x("aggregate", node, proto)
 
     def connect_node_mobility(self, node: int, mobility: int) -> None:
-        self._as(node, self.ns.Node).AggregateObject(self.elements[mobility])
+        self._x("aggregate", node, mobility)
 
     def connect_queue_device(self, queue_guid: int, dev: int) -> None:
-        q = self.elements[queue_guid].GetObject["ns3::Queue<ns3::Packet>"]()
-        self._device(dev).SetQueue(q)
-
-    def _device(self, dev: int):
-        """The device with its own class (SetQueue, Attach... are not on NetDevice)."""
-        cls = {"ns3::PointToPointNetDevice": self.ns.PointToPointNetDevice,
-               "ns3::CsmaNetDevice": self.ns.CsmaNetDevice,
-               "ns3::FdNetDevice": self.ns.FdNetDevice,
-               "ns3::WifiNetDevice": self.ns.WifiNetDevice,
-               "ns3::TapBridge": self.ns.TapBridge}[self._create[dev]]
-        return self._as(dev, cls)
+        self._x("queue", dev, queue_guid)
 
     def connect_error_model_device(self, model: int, dev: int) -> None:
-        self._device(dev).SetReceiveErrorModel(self._as(model, self.ns.ErrorModel))
+        self._x("err", dev, model)
 
     def connect_channel_device(self, chan: int, dev: int) -> None:
-        cls = {"ns3::PointToPointChannel": self.ns.PointToPointChannel,
-               "ns3::CsmaChannel": self.ns.CsmaChannel}[self._create[chan]]
-        self._device(dev).Attach(self._as(chan, cls))
+        self._x("attach", dev, chan)
 
     def connect_loss_channel(self, loss: int, chan: int) -> None:
-        self._as(chan, self.ns.YansWifiChannel).SetPropagationLossModel(
-            self._as(loss, self.ns.PropagationLossModel))
+        self._x("loss", chan, loss)
 
     def connect_loss_chain(self, model: int, previous: int) -> None:
-        self._as(previous, self.ns.PropagationLossModel).SetNext(
-            self._as(model, self.ns.PropagationLossModel))
+        self._x("next", previous, model)
 
     def connect_delay_channel(self, delay: int, chan: int) -> None:
-        self._as(chan, self.ns.YansWifiChannel).SetPropagationDelayModel(
-            self._as(delay, self.ns.PropagationDelayModel))
+        self._x("delay", chan, delay)
 
     def connect_mobility_pair(self, pair: int, matrix: int) -> None:
         ma = self.get_connected(pair, "ma", "mp")
@@ -608,31 +509,24 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if len(ma) != 1 or len(mb) != 1:
             raise RuntimeError("mobility pair %d needs one mobility model on ma and one on mb"
                                % pair)
-        values_ = self._user_values(pair)
-        self._as(matrix, self.ns.MatrixPropagationLossModel).SetLoss(
-            self._as(ma[0], self.ns.MobilityModel), self._as(mb[0], self.ns.MobilityModel),
-            float(values_.get("Loss", 0.0)), bool(values_.get("Symmetric", True)))
+        given = self._user_values(pair)
+        self._x("pairloss", matrix, ma[0], mb[0], repr(float(given.get("Loss", 0.0))),
+                int(bool(given.get("Symmetric", True))))
 
     def connect_tap_bridge(self, bridge: int, dev: int):
         if self.elements.get(dev) is None:
             return CONNECTION_DELAY          # a wifi device is built later in this phase
-        self._as(bridge, self.ns.TapBridge).SetBridgedNetDevice(
-            self._as(dev, self.ns.NetDevice))
+        self._x("bridge", bridge, dev)
 
-    def _complete_wifi_channel(self, chan: int):
+    def _complete_wifi_channel(self, chan: int) -> None:
         """ns-3 needs a loss and a delay model on a YANS channel; add the usual ones."""
-        ns = self.ns
-        channel = self._as(chan, ns.YansWifiChannel)
-        if chan not in self._channels_done:
-            self._channels_done.add(chan)
-            if not self.get_connected(chan, "loss", "prev") and \
-                    not self.get_connected(chan, "loss", "chan"):
-                channel.SetPropagationLossModel(
-                    ns.CreateObject[ns.LogDistancePropagationLossModel]())
-            if not self.get_connected(chan, "delay", "chan"):
-                channel.SetPropagationDelayModel(
-                    ns.CreateObject[ns.ConstantSpeedPropagationDelayModel]())
-        return channel
+        if chan in self._channels_done:
+            return
+        self._channels_done.add(chan)
+        has_loss = bool(self.get_connected(chan, "loss", "prev") or
+                        self.get_connected(chan, "loss", "chan"))
+        has_delay = bool(self.get_connected(chan, "delay", "chan"))
+        self._x("wifichannel", chan, int(has_loss), int(has_delay))
 
     def connect_node_wifi(self, node: int, dev: int) -> None:
         """Build the wifi device of ``dev`` with ns-3's helpers from its PHY, MAC, manager,
@@ -644,11 +538,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if len(phys) != 1 or len(macs) != 1:
             raise RuntimeError("wifi device %d needs one PHY (phy) and one MAC (mac)" % dev)
         phy, mac = phys[0], macs[0]
+        self._need_shim("WIFI")
         keep: list = []
         phy_helper = ns.YansWifiPhyHelper()
         chans = self.get_connected(phy, "chan", "phys")
         if chans:
-            channel = self._complete_wifi_channel(chans[0])
+            self._complete_wifi_channel(chans[0])
+            channel = self._shim.Get(chans[0]).GetObject[ns.YansWifiChannel]()
         else:
             channel = ns.YansWifiChannelHelper.Default().Create()
             self._keep.append(channel)
@@ -656,36 +552,55 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         errors = self.get_connected(phy, "err", "phy")
         if errors:
             phy_helper.SetErrorRateModel(spec.FACTORIES[self._create[errors[0]]]["typeid"])
-        args = self._construct_args(phy, "ns3::YansWifiPhy", keep)
-        for name, ref in zip(args[0::2], args[1::2]):
+        for name, ref in self._helper_args(phy, keep):
             phy_helper.Set(name, ref)
         mac_typeid = spec.FACTORIES[self._create[mac]]["typeid"]
         mac_helper = ns.WifiMacHelper()
-        mac_helper.SetType(mac_typeid, *self._construct_args(mac, mac_typeid, keep))
+        mac_helper.SetType(mac_typeid, *[x for pair in self._helper_args(mac, keep)
+                                         for x in pair])
         wifi = ns.WifiHelper()
-        standard = self._user_values(phy).get("Standard") or \
-            super().get(phy, "Standard")
-        standard = spec.OLD_WIFI_STANDARDS.get(standard, standard)
-        wifi.SetStandard(getattr(ns, standard))
+        standard = self._user_values(phy).get("Standard") or super().get(phy, "Standard")
+        wifi.SetStandard(getattr(ns, spec.OLD_WIFI_STANDARDS.get(standard, standard)))
         if managers:
             mgr_typeid = spec.FACTORIES[self._create[managers[0]]]["typeid"]
-            wifi.SetRemoteStationManager(mgr_typeid,
-                                         *self._construct_args(managers[0], mgr_typeid, keep))
-        n = self._as(node, ns.Node)
-        if not n.GetObject[ns.MobilityModel]():
-            # a YANS channel needs positions: a node without a mobility model stays at 0,0,0
-            n.AggregateObject(ns.CreateObject[ns.ConstantPositionMobilityModel]())
-        device = wifi.Install(phy_helper, mac_helper, n).Get(0).GetObject[ns.WifiNetDevice]()
-        self.elements[dev] = device
-        self.elements[phy] = device.GetPhy()
-        self.elements[mac] = device.GetMac()
+            wifi.SetRemoteStationManager(mgr_typeid, *[x for pair in
+                                                       self._helper_args(managers[0], keep)
+                                                       for x in pair])
+        # a YANS channel needs positions: a node without mobility model stays at 0,0,0
+        self._x("mobility", node)
+        n = self._shim.Get(node).GetObject[ns.Node]()
+        device = wifi.Install(phy_helper, mac_helper, n).Get(0)
+        self._shim.PutWifi(dev, phy, mac, managers[0] if managers else -1, device)
+        self.elements[dev] = self.elements[phy] = self.elements[mac] = True
         parts = [dev, mac]
         if managers:
-            self.elements[managers[0]] = device.GetRemoteStationManager()
+            self.elements[managers[0]] = True
             parts.append(managers[0])
         for guid in parts:
             for name, value in self._user_values(guid).items():
                 self._push(guid, name, value)
+
+    def _helper_args(self, guid: int, keep: list) -> list:
+        """[(name, AttributeValue&)] of construct-time values, for ns-3's wifi helpers."""
+        factory_id = self._create[guid]
+        typeid = spec.FACTORIES[factory_id]["typeid"]
+        ns = self.ns
+        result = []
+        for name, value in self._user_values(guid).items():
+            info = ns3_attribute_info(factory_id, name)
+            if not info or "alias" in info or not info.get("flags", 0) & ATTR_CONSTRUCT:
+                continue
+            text = values.ns3_text(info["type"], value, name)
+            tid = ns.TypeId.LookupByName(typeid)
+            attr_info = ns.TypeId.AttributeInformation()
+            tid.LookupAttributeByName(name, attr_info)
+            v = attr_info.checker.Create()
+            if not v.DeserializeFromString(text, attr_info.checker):
+                raise ValueError("ns-3 cannot parse %r as the %s of %s" % (text, name, typeid))
+            keep.append(v)
+            result.append((name, v.__deref__()))
+            self._constructed.setdefault(guid, {})[name] = value
+        return result
 
     # -- configuration ----------------------------------------------------------------
 
@@ -694,24 +609,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         return nodes[0] if nodes else None
 
     def _finalize_stack(self, node: int) -> None:
-        if node in self._stack_done:
-            return
-        ns = self.ns
-        n = self._as(node, ns.Node)
-        arp = n.GetObject[ns.ArpL3Protocol]()
-        tc = n.GetObject[ns.TrafficControlLayer]()
-        if arp and tc:
-            arp.SetTrafficControl(tc)
-        self._stack_done.add(node)
+        if node not in self._stack_done:
+            self._x("stack", node)
+            self._stack_done.add(node)
 
     def configure_device(self, dev: int) -> None:
-        ns = self.ns
-        factory_id = self._create[dev]
-        if factory_id in ("ns3::PointToPointNetDevice", "ns3::CsmaNetDevice") and \
-                not self.get_connected(dev, "queue", "dev"):
-            factory = ns.ObjectFactory()
-            factory.SetTypeId("ns3::DropTailQueue<Packet>")
-            self._device(dev).SetQueue(factory.Create().GetObject["ns3::Queue<ns3::Packet>"]())
+        if self._create[dev] in ("ns3::PointToPointNetDevice", "ns3::CsmaNetDevice"):
+            self._x("defaultqueue", dev)
         for trace in self._add_trace.get(dev, []):
             self._enable_trace(dev, trace)
         self._add_addresses(dev)
@@ -720,102 +624,28 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         addresses = self._add_address.get(dev)
         if not addresses:
             return
-        ns = self.ns
         node = self._node_of(dev)
         if node is None:
             raise RuntimeError("device %d has addresses but no node" % dev)
         self._finalize_stack(node)
-        ipv4 = self._as(node, ns.Node).GetObject[ns.Ipv4]()
-        if not ipv4:
-            raise RuntimeError("No Ipv4L3Protocol associated to node %d: connect one to its "
-                               "protos connector" % node)
-        device = self._as(dev, ns.NetDevice)
-        ifindex = ipv4.GetInterfaceForDevice(device)
-        if ifindex < 0:
-            ifindex = ipv4.AddInterface(device)
-        added = []
         for address, prefix, _broadcast in addresses:
             if ipaddress.ip_address(address).version != 4:
                 raise RuntimeError("device %d: only IPv4 addresses are supported (%s)"
                                    % (dev, address))
-            prefix = 24 if prefix is None else int(prefix)
-            ipv4.AddAddress(ifindex, ns.Ipv4InterfaceAddress(ns.Ipv4Address(address),
-                                                             ns.Ipv4Mask("/%d" % prefix)))
-            added.append((address, prefix))
-        ipv4.SetMetric(ifindex, 1)
-        ipv4.SetUp(ifindex)
-        self._interfaces[dev] = (node, ifindex, added)
-
-    def _interface_for(self, node: int, address: str) -> Optional[int]:
-        ip = ipaddress.IPv4Address(address)
-        for _dev, (n, ifindex, addrs) in self._interfaces.items():
-            if n != node:
-                continue
-            for a, prefix in addrs:
-                if ip in ipaddress.IPv4Network("%s/%d" % (a, prefix), strict=False):
-                    return ifindex
-        return None
+            self._x("addr", node, dev, address, 24 if prefix is None else int(prefix))
 
     def configure_node(self, node: int) -> None:
-        ns = self.ns
-        if self._as(node, ns.Node).GetObject[ns.Ipv4]():
-            self._finalize_stack(node)
+        self._finalize_stack(node)
         for route in self._add_route.get(node, []):
             self._add_static_route(node, *route)
-        up = self._user_values(node).get("Up", True)
-        if up is False:
-            self._apply_up(node, False)
+        if self._user_values(node).get("Up", True) is False:
+            self._x("up", node, 0)
 
     def _add_static_route(self, node, destination, prefix, nexthop, metric=0, device=None):
-        ns = self.ns
-        static = self._static_routing.get(node)
-        if static is None:
-            raise RuntimeError("node %d has routes but no Ipv4L3Protocol" % node)
         prefix = 24 if prefix is None else int(prefix)
-        metric = int(metric or 0)
         network = ipaddress.IPv4Network("%s/%d" % (destination, prefix), strict=False)
-        dst = ns.Ipv4Address(str(network.network_address))
-        via = nexthop if nexthop and nexthop != "None" else None
-        ifindex = self._interface_for(node, via or str(network.network_address))
-        if ifindex is None:
-            raise RuntimeError("Cannot associate interface for routing entry %s/%d%s on node "
-                               "%d: no interface of the node is on that network"
-                               % (destination, prefix, " via %s" % via if via else "", node))
-        if via:
-            if prefix == 0:
-                static.SetDefaultRoute(ns.Ipv4Address(via), ifindex, metric)
-            elif prefix == 32:
-                static.AddHostRouteTo(dst, ns.Ipv4Address(via), ifindex, metric)
-            else:
-                static.AddNetworkRouteTo(dst, ns.Ipv4Mask("/%d" % prefix), ns.Ipv4Address(via),
-                                         ifindex, metric)
-        elif prefix == 32:
-            static.AddHostRouteTo(dst, ifindex, metric)
-        else:
-            static.AddNetworkRouteTo(dst, ns.Ipv4Mask("/%d" % prefix), ifindex, metric)
-
-    def _ipv4_of(self, node: int):
-        n = self.elements.get(node)
-        if n is None:
-            return None
-        ipv4 = n.GetObject[self.ns.Ipv4]()
-        return ipv4 if ipv4 else None
-
-    def _apply_up(self, node: int, up: bool) -> None:
-        ipv4 = self._ipv4_of(node)
-        if ipv4 is None:
-            return
-        for i in range(1, ipv4.GetNInterfaces()):      # 0 is the loopback
-            if up:
-                ipv4.SetUp(i)
-            else:
-                ipv4.SetDown(i)
-
-    def _read_up(self, node: int) -> bool:
-        ipv4 = self._ipv4_of(node)
-        if ipv4 is None:
-            return bool(testbed_impl.TestbedController.get(self, node, "Up"))
-        return all(ipv4.IsUp(i) for i in range(1, ipv4.GetNInterfaces()))
+        via = nexthop if nexthop and nexthop != "None" else ""
+        self._x("route", node, network.network_address, prefix, via, int(metric or 0))
 
     def configure_wifi_phy(self, phy: int) -> None:
         for trace in self._add_trace.get(phy, []):
@@ -824,23 +654,18 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     _REQUIRED = {"ns3::Ping": ["Destination"], "ns3::OnOffApplication": ["Remote"]}
 
     def configure_application(self, app: int) -> None:
-        typeid = spec.FACTORIES[self._create[app]]["typeid"]
+        factory_id = self._create[app]
+        typeid = spec.FACTORIES[factory_id]["typeid"]
         for name in self._REQUIRED.get(typeid, []):
-            v = self.ns.AddressValue()
-            self.elements[app].GetAttributeFailSafe(name, v)
-            if not self._format_address(v.Get()):
+            if not self._x("get", app, name, "a"):
                 raise RuntimeError("%s %d needs its %s attribute (the address to send to)"
-                                   % (self._create[app], app,
-                                      "Remote" if self._create[app] == "ns3::V4Ping"
-                                      else name))
+                                   % (factory_id, app,
+                                      "Remote" if factory_id == "ns3::V4Ping" else name))
         if typeid in ("ns3::UdpEchoClient", "ns3::UdpClient"):
-            v = self.ns.AddressValue()
-            self.elements[app].GetAttributeFailSafe("Remote", v)
-            w = self.ns.AddressValue()
-            self.elements[app].GetAttributeFailSafe("RemoteAddress", w)
-            if not self._format_address(v.Get()) and not self._format_address(w.Get()):
+            if not self._x("get", app, "Remote", "a") and \
+                    not self._x("get", app, "RemoteAddress", "a"):
                 raise RuntimeError("%s %d needs Remote ('a.b.c.d:port') or RemoteAddress"
-                                   % (self._create[app], app))
+                                   % (factory_id, app))
         for trace in self._add_trace.get(app, []):
             self._enable_trace(app, trace)
 
@@ -851,13 +676,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     def stop_application(self, app: int) -> None:
         if self._sim_running() and self.elements.get(app) is not None:
-            ns = self.ns
-            application = self._as(app, ns.Application)
-            v = ns.TimeValue()
-            application.GetAttribute("StopTime", v)
-            now = ns.Simulator.Now()
-            if v.Get().IsZero() or v.Get() > now:
-                application.SetStopTime(ns.Seconds(0))
+            self._x("stopapp", app)
 
     def status_application(self, app: int) -> int:
         state = self._sim_state
@@ -865,22 +684,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             return AS.STATUS_NOT_STARTED
         if state == "done":
             return AS.STATUS_FINISHED
-
-        def compute():
-            if self._sim_state == "done":
-                return AS.STATUS_FINISHED
-            ns = self.ns
-            application = self._as(app, ns.Application)
-            now = ns.Simulator.Now()
-            start, stop = ns.TimeValue(), ns.TimeValue()
-            application.GetAttribute("StartTime", start)
-            application.GetAttribute("StopTime", stop)
-            if now < start.Get():
-                return AS.STATUS_NOT_STARTED
-            if not stop.Get().IsZero() and now >= stop.Get():
-                return AS.STATUS_FINISHED
-            return AS.STATUS_RUNNING
-        return self._call(compute)
+        # Read straight from this thread: status is polled often and must not stall the
+        # simulation; the realtime simulator locks its clock, the default one is read as
+        # one integer, and start/stop times change only through set() on the sim thread.
+        status = int(self._x("status", app))
+        if self._sim_state == "done":
+            return AS.STATUS_FINISHED
+        return status
 
     # -- traces ---------------------------------------------------------------------------
 
@@ -897,23 +707,18 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         return node, devices.index(dev) if dev in devices else -1
 
     def _enable_trace(self, guid: int, trace: str) -> None:
-        ns = self.ns
         factory_id = self._create[guid]
         if trace == "Rtt":
             path = self._trace_path(guid, trace, "trace-app-%d-Rtt.txt" % guid)
-            shim = self._need_shim("RTT")
-            self._rtt_streams.append(shim.ConnectRtt(self._as(guid, ns.Application), path))
+            if not self._need_shim("RTT").ConnectRtt(guid, path):
+                raise RuntimeError("cannot hook the Rtt trace of application %d" % guid)
             return
         if trace == "YansWifiPhyPcapTrace":
             devs = self.get_connected(guid, "dev", "phy")
             node, pos = self._device_position(devs[0]) if devs else (-1, -1)
             path = self._trace_path(guid, trace,
                                     "trace-yanswifi-node-%d-dev-%d.pcap" % (node, pos))
-            pcap = ns.PcapHelper().CreateFile(path, self._cppyy.gbl.std.ios.out,
-                                              ns.PcapHelper.DLT_IEEE802_11)
-            self._pcap_files.append(pcap)
-            if not self._need_shim("WIFI_PCAP").ConnectWifiPcap(self._as(guid, ns.WifiPhy),
-                                                                pcap):
+            if not self._need_shim("WIFI").ConnectWifiPcap(guid, path):
                 raise RuntimeError("cannot hook the wifi PHY %d sniffer traces" % guid)
             return
         node, pos = self._device_position(guid)
@@ -923,21 +728,10 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             promisc = trace == "CsmaPromiscPcapTrace"
             name = "trace-%s%s-node-%d-dev-%d.pcap" % (kind, "-promisc" if promisc else "",
                                                        node, pos)
-            path = self._trace_path(guid, trace, name)
-            dlt = ns.PcapHelper.DLT_PPP if kind == "p2p" else ns.PcapHelper.DLT_EN10MB
-            pcap = ns.PcapHelper().CreateFile(path, self._cppyy.gbl.std.ios.out, dlt)
-            self._pcap_files.append(pcap)
-            source = "PromiscSniffer" if kind == "p2p" or promisc else "Sniffer"
-            cls = {"p2p": ns.PointToPointNetDevice, "csma": ns.CsmaNetDevice,
-                   "fd": ns.FdNetDevice}[kind]
-            ns.PcapHelper().HookDefaultSink[cls](self._as(guid, cls), source, pcap)
+            self._x("pcap", guid, kind, self._trace_path(guid, trace, name), int(promisc))
             return
         path = self._trace_path(guid, trace, "trace-%s-node-%d-dev-%d.tr" % (kind, node, pos))
-        stream = ns.AsciiTraceHelper().CreateFileStream(path)
-        self._ascii_streams.append(stream)
-        helper = {"p2p": ns.PointToPointHelper, "csma": ns.CsmaHelper,
-                  "fd": ns.FdNetDeviceHelper}[kind]()
-        helper.EnableAscii(stream, self._as(guid, ns.NetDevice))
+        self._x("ascii", guid, kind, path)
 
     def _trace_path(self, guid: int, trace: str, filename: str) -> str:
         path = os.path.join(self._trace_dir(), filename)
@@ -945,21 +739,15 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         return path
 
     def _flush_traces(self) -> None:
-        for stream in self._ascii_streams:
-            stream.GetStream().flush()
-        for out in self._rtt_streams:
-            self._shim.FlushStream(out)
+        if self._shim is not None:
+            self._x("flush")
 
     def _finish_traces(self) -> None:
         """Write everything out; pcap files are complete only once closed (end of run)."""
-        if self._traces_closed or self.ns is None:
+        if self._traces_closed or self._shim is None:
             return
         self._traces_closed = True
-        self._flush_traces()
-        for pcap in self._pcap_files:
-            pcap.Close()
-        for out in self._rtt_streams:
-            self._shim.CloseStream(out)
+        self._x("close")
 
     def trace_filepath(self, guid: int, trace_id: str) -> str:
         self._check_guid(guid)
@@ -979,7 +767,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if attribute != "value":
             return super().trace(guid, trace_id, attribute)
         path = self.trace_filepath(guid, trace_id)
-        if not self._traces_closed and self.ns is not None:
+        if not self._traces_closed and self._shim is not None:
             self._call(self._flush_traces)
         if trace_id in _PCAP_TRACES:
             # binary: one str character per byte (value.encode("latin-1") gives the bytes)
@@ -1016,7 +804,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                 if not fds:
                     raise RuntimeError("the peer sent no file descriptor")
                 fd = fds[0]
-                self._call(lambda: self._device(guid).SetFileDescriptor(fd))
+                self._call(lambda: self._x("fd", guid, fd))
             except Exception as e:
                 self._fd_errors[guid] = str(e)
             finally:
