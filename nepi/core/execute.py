@@ -92,6 +92,8 @@ class ExperimentController:
         self._events: List[dict] = []
         self._listeners: List[Callable[[dict], None]] = []
         self._shut_down = False
+        self._prelaunched: Dict[int, tuple] = {}
+        self._launcher = concurrent.futures.ThreadPoolExecutor(4, "nepi-launch")
 
     # -- properties ---------------------------------------------------------------------
 
@@ -219,7 +221,8 @@ class ExperimentController:
             self._event("deploy", None, "done", "experiment started")
 
     def _deploy(self) -> None:
-        data = self._parser.from_xml_to_data(self._design_xml)
+        self._prelaunch_daemons()
+        data = copy.deepcopy(self._design_data)
         self._data = data
         for guid in data.box_guids():
             self._guid_testbed[guid] = data.get_box_data(guid)[0]
@@ -269,13 +272,14 @@ class ExperimentController:
         for phase in SETUP_PHASES:
             self._parallel(phase, guids, lambda g, p=phase: getattr(self._testbeds[g], p)())
 
-    def _access_config(self, testbed_guid: int, recover: bool):
+    def _access_config(self, testbed_guid: int, recover: bool, data=None):
         from nepi.util.proxy import AccessConfiguration
+        data = data or self._data
         config = AccessConfiguration()
-        for name, value in self._data.get_attribute_data(testbed_guid):
+        for name, value in data.get_attribute_data(testbed_guid):
             if config.has_attribute(name) and value is not None:
                 config.set_attribute_value(name, value)
-        root = self._data.get_attribute_data(testbed_guid, DC.ROOT_DIRECTORY)
+        root = data.get_attribute_data(testbed_guid, DC.ROOT_DIRECTORY)
         if root is None or root == ".":
             root = os.path.join(self._root_dir, "testbeds", str(testbed_guid))
         elif not os.path.isabs(root):
@@ -284,15 +288,40 @@ class ExperimentController:
         config.set_attribute_value(DC.RECOVER, recover)
         return config
 
-    def _create_testbed_controller(self, testbed_guid: int, recover: bool = False):
+    def _log_file(self, testbed_guid: int) -> str:
+        return os.path.join(self._root_dir, "logs", "testbed-%d.log" % testbed_guid)
+
+    def _launch_testbed_controller(self, testbed_guid: int, config, data=None):
         from nepi.util.proxy import create_testbed_controller
-        testbed_id, version = self._data.get_testbed_data(testbed_guid)
-        config = self._access_config(testbed_guid, recover)
+        testbed_id, version = (data or self._data).get_testbed_data(testbed_guid)
         os.makedirs(config.get_attribute_value(DC.ROOT_DIRECTORY), exist_ok=True)
+        return create_testbed_controller(testbed_id, version, config, testbed_guid,
+                                         self._log_file(testbed_guid))
+
+    def _prelaunch_daemons(self) -> None:
+        """Start launching the testbed daemons that need nothing resolved, so that their
+        process start-up overlaps with parsing and programming."""
+        data = self._design_data
+        for g in data.testbed_guids():
+            attrs = data.get_attribute_data(g)
+            if data.get_attribute_data(g, DC.DEPLOYMENT_MODE) != DC.MODE_DAEMON or \
+                    any(netrefs.has_netref(v) for _, v in attrs):
+                continue
+            config = self._access_config(g, False, data)
+            self._prelaunched[g] = (config, self._launcher.submit(
+                self._launch_testbed_controller, g, config, data))
+
+    def _create_testbed_controller(self, testbed_guid: int, recover: bool = False):
+        testbed_id, version = self._data.get_testbed_data(testbed_guid)
+        prelaunched = self._prelaunched.pop(testbed_guid, None) if not recover else None
+        if prelaunched is not None:
+            config, future = prelaunched
+            controller = future.result()
+        else:
+            config = self._access_config(testbed_guid, recover)
+            controller = self._launch_testbed_controller(testbed_guid, config)
         self._deployment_config[testbed_guid] = config
-        log_file = os.path.join(self._root_dir, "logs", "testbed-%d.log" % testbed_guid)
-        controller = create_testbed_controller(testbed_id, version, config, testbed_guid,
-                                               log_file)
+        log_file = self._log_file(testbed_guid)
         record = getattr(controller, "record", None)
         if record is not None:
             from nepi.rpc.manifest import Manifest, testbed_key
@@ -503,7 +532,16 @@ class ExperimentController:
         except Exception as e:
             _logger.error("rollback after failed deployment also failed: %s", e)
 
+    def _discard_prelaunched(self) -> None:
+        for g, (config, future) in list(self._prelaunched.items()):
+            try:
+                future.result().shutdown()
+            except Exception as e:
+                _logger.error("shutting down the unused daemon of testbed %d: %s", g, e)
+        self._prelaunched.clear()
+
     def _shutdown_testbeds(self) -> None:
+        self._discard_prelaunched()
         from nepi.rpc.manifest import Manifest, testbed_key
         remote = [g for g, tb in self._testbeds.items() if hasattr(tb, "record")]
         errors = []
