@@ -86,6 +86,40 @@ def check_design(path: str, data) -> List[str]:
     return ["%s: %s" % (path, problem) for problem in check_data(data)]
 
 
+def load_valid_design(path: str):
+    """``(xml, data)`` of a design without problems; else print them and return None."""
+    xml, data = load_xml(path)
+    problems = check_design(path, data)
+    for line in problems:
+        out(line)
+    return None if problems else (xml, data)
+
+
+def command_parser(prog: str, description: str, commands: dict,
+                   common: Optional[Callable] = None) -> argparse.ArgumentParser:
+    """A parser with one subcommand per entry of ``commands`` (name -> Command)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_debug_option(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in commands.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        add_debug_option(sub, suppress_default=True)   # `--debug` after the command too
+        if common is not None:
+            common(sub)
+        command.add_arguments(sub)
+    return parser
+
+
+def command_main(prog: str, parser: argparse.ArgumentParser, commands: dict,
+                 argv: Optional[List[str]] = None) -> int:
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    command = commands[args.command]
+    return run_main(prog, lambda: guarded(prog, args.debug, lambda: command.run(args)))
+
+
 def add_debug_option(parser: argparse.ArgumentParser, suppress_default: bool = False) -> None:
     """``--debug``: show tracebacks. With ``suppress_default`` the option can be repeated on
     subcommand parsers without overwriting a value given before the subcommand."""

@@ -13,9 +13,8 @@ import argparse
 import sys
 from typing import Callable, Dict, List, NamedTuple, Optional
 
-from nepi.cli.common import (EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXPECTED_ERRORS,
-                             add_debug_option, guarded, load_data, out, report_error,
-                             run_main)
+from nepi.cli.common import (EXIT_OK, EXIT_PROBLEMS, EXPECTED_ERRORS, command_main,
+                             command_parser, load_data, out, report_error)
 
 PROG = "nepi"
 
@@ -246,26 +245,12 @@ def _run_module():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Network Experiment Programming Interface: work with "
-                               "experiment design files.")
-    add_debug_option(parser)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, command in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=command.help, description=command.help)
-        add_debug_option(sub, suppress_default=True)   # `nepi validate --debug x` too
-        command.add_arguments(sub)
-    return parser
+    return command_parser(PROG, "Network Experiment Programming Interface: work with "
+                                "experiment design files.", COMMANDS)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    command = COMMANDS[args.command]
-    return run_main(PROG, lambda: guarded(PROG, args.debug, lambda: command.run(args)))
+    return command_main(PROG, build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import sys
 from typing import Dict, List, NamedTuple, Optional
 
 from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, CliError,
-                             add_debug_option, check_design, err, guarded, human_duration,
-                             load_xml, out, plural, run_main, testbed_status_name)
+                             command_main, command_parser, err, human_duration,
+                             load_valid_design, out, plural, testbed_status_name)
 
 PROG = "nepid"
 EXIT_NOT_RUNNING = 3
@@ -248,12 +248,10 @@ def cmd_run(args) -> int:
     from nepi.cli.progress import ProgressDisplay, follow, one_line
     from nepi.cli.rootdir import nepid_lock_pid
     from nepi.rpc.ec_client import start_nepid
-    xml, data = load_xml(args.file)
-    problems = check_design(args.file, data)
-    if problems:
-        for line in problems:
-            out(line)
+    loaded = load_valid_design(args.file)
+    if loaded is None:
         return EXIT_PROBLEMS
+    xml, data = loaded
     root_dir = _root(args)
     say = (lambda line="": None) if args.quiet else out
     proxy = _attach(root_dir)
@@ -657,29 +655,18 @@ COMMANDS: Dict[str, Command] = {
 }
 
 
+def _root_dir_argument(parser) -> None:
+    parser.add_argument("--root-dir", required=True, metavar="DIR",
+                        help="the experiment's root directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="The nepi experiment-controller daemon and its root "
-                               "directories.")
-    add_debug_option(parser)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, command in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=command.help, description=command.help)
-        add_debug_option(sub, suppress_default=True)
-        sub.add_argument("--root-dir", required=True, metavar="DIR",
-                         help="the experiment's root directory")
-        command.add_arguments(sub)
-    return parser
+    return command_parser(PROG, "The nepi experiment-controller daemon and its root "
+                                "directories.", COMMANDS, _root_dir_argument)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    command = COMMANDS[args.command]
-    return run_main(PROG, lambda: guarded(PROG, args.debug, lambda: command.run(args)))
+    return command_main(PROG, build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

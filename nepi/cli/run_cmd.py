@@ -14,7 +14,7 @@ import time
 from typing import List, Optional
 
 from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, CliError, err,
-                             load_xml, check_design, out, plural)
+                             load_valid_design, out, plural)
 from nepi.cli.progress import ProgressDisplay, one_line
 from nepi.cli.traces import TRACES_DIR, copy_traces
 
@@ -193,12 +193,10 @@ class _Waiter:
 def cmd_run(args: argparse.Namespace) -> int:
     from nepi.core.execute import ExperimentController
 
-    xml, data = load_xml(args.file)
-    problems = check_design(args.file, data)
-    if problems:
-        for line in problems:
-            out(line)
+    loaded = load_valid_design(args.file)
+    if loaded is None:
         return EXIT_PROBLEMS
+    xml, data = loaded
     root_dir = os.path.abspath(args.root_dir)
     os.makedirs(root_dir, exist_ok=True)
     _refuse_busy_root(root_dir)

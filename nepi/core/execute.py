@@ -13,7 +13,6 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from nepi.core.attributes import Attribute
 from nepi.core.checks import check_data
 from nepi.core.netref_resolution import NetrefResolver, describe_location
 from nepi.core.testbed_api import TestbedController  # noqa: F401  (NEPI 2 import path)

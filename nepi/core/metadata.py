@@ -3,7 +3,7 @@
 import getpass
 import importlib
 import itertools
-from typing import Any, Dict, List
+from typing import Dict, List
 
 from nepi.core.attributes import Attribute, AttributesMap
 from nepi.core.connector import ConnectorType

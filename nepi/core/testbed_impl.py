@@ -6,7 +6,6 @@ plus ``shutdown`` and trace file naming.
 
 import concurrent.futures
 import logging
-import os
 import time as _time
 from typing import Any, Dict, List, Optional
 
@@ -449,29 +448,26 @@ class TestbedController(testbed_api.TestbedController):
                 values.setdefault(guid, {}).update(attrs)
         return values
 
-    def get_address(self, guid: int, index: int, attribute: str = "Address") -> Any:
-        if attribute not in ADDRESS_FIELDS:
-            raise AttributeError("Invalid address attribute %r (expected one of %s)"
-                                 % (attribute, ", ".join(ADDRESS_FIELDS)))
-        addresses = self._add_address.get(guid)
-        if not addresses:
+    def _indexed(self, table: Dict[int, List[tuple]], fields: tuple, what: str, guid: int,
+                 index: int, attribute: str) -> Any:
+        if attribute not in fields:
+            raise AttributeError("Invalid %s attribute %r (expected one of %s)"
+                                 % (what, attribute, ", ".join(fields)))
+        entries = table.get(guid)
+        if not entries:
             raise KeyError("GUID %d not found in %s" % (guid, self._testbed_id))
-        if not 0 <= index < len(addresses):
-            raise AttributeError("GUID %d at %s does not have an address #%d"
-                                 % (guid, self._testbed_id, index))
-        return addresses[index][ADDRESS_FIELDS.index(attribute)]
+        if not 0 <= index < len(entries):
+            raise AttributeError("GUID %d at %s does not have %s #%d"
+                                 % (guid, self._testbed_id,
+                                    "an address" if what == "address" else "a route", index))
+        return entries[index][fields.index(attribute)]
+
+    def get_address(self, guid: int, index: int, attribute: str = "Address") -> Any:
+        return self._indexed(self._add_address, ADDRESS_FIELDS, "address", guid, index,
+                             attribute)
 
     def get_route(self, guid: int, index: int, attribute: str) -> Any:
-        if attribute not in ROUTE_FIELDS:
-            raise AttributeError("Invalid route attribute %r (expected one of %s)"
-                                 % (attribute, ", ".join(ROUTE_FIELDS)))
-        routes = self._add_route.get(guid)
-        if not routes:
-            raise KeyError("GUID %d not found in %s" % (guid, self._testbed_id))
-        if not 0 <= index < len(routes):
-            raise AttributeError("GUID %d at %s does not have a route #%d"
-                                 % (guid, self._testbed_id, index))
-        return routes[index][ROUTE_FIELDS.index(attribute)]
+        return self._indexed(self._add_route, ROUTE_FIELDS, "route", guid, index, attribute)
 
     def get_attribute_list(self, guid: int, filter_flags: Optional[int] = None,
                            exclude: bool = False) -> List[str]:

@@ -98,3 +98,17 @@ class Connection:
 
 def unix_uri(object_id: str, sock_path: str) -> str:
     return "PYRO:%s@./u:%s" % (object_id, sock_path)
+
+
+def add_remote_methods(cls: type, mutating, queries) -> None:
+    """Give ``cls`` one method per remote name, forwarded over ``self._control`` (long
+    timeout) for mutating calls and ``self._query`` (short timeout) for queries."""
+    def remote(name: str, connection: str):
+        def method(self, *args, **kwargs):
+            return getattr(self, connection).call(name, *args, **kwargs)
+        method.__name__ = name
+        return method
+    for name in mutating:
+        setattr(cls, name, remote(name, "_control"))
+    for name in queries:
+        setattr(cls, name, remote(name, "_query"))

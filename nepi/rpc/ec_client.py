@@ -4,7 +4,7 @@ import os
 from typing import Optional
 
 from nepi.errors import ControllerUnreachableError, NepiError
-from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection
+from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote_methods
 from nepi.rpc.ec_service import MUTATING, QUERIES
 from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_EC, DaemonLayout
@@ -77,17 +77,7 @@ class ExperimentControllerProxy:
             self._tunnel.close()
 
 
-def _remote(name: str, connection: str):
-    def method(self, *args, **kwargs):
-        return getattr(self, connection).call(name, *args, **kwargs)
-    method.__name__ = name
-    return method
-
-
-for _name in MUTATING:
-    setattr(ExperimentControllerProxy, _name, _remote(_name, "_control"))
-for _name in QUERIES:
-    setattr(ExperimentControllerProxy, _name, _remote(_name, "_query"))
+add_remote_methods(ExperimentControllerProxy, MUTATING, QUERIES)
 
 
 def attach_ec(root_dir: str) -> ExperimentControllerProxy:

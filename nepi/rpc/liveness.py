@@ -37,23 +37,7 @@ def is_same_process(pid: Optional[int], start_time: Optional[float]) -> bool:
     return start_time is None or abs(created - start_time) < 0.5
 
 
-def kill_process(pid: Optional[int], start_time: Optional[float], timeout: float = 5.0) -> bool:
-    """SIGTERM then SIGKILL a process we started (verified by start time). True if gone."""
-    if not is_same_process(pid, start_time):
-        return True
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_same_process(pid, start_time):
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
+def _gone_within(pid, start_time, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_same_process(pid, start_time):
@@ -62,9 +46,20 @@ def kill_process(pid: Optional[int], start_time: Optional[float], timeout: float
     return False
 
 
+def kill_process(pid: Optional[int], start_time: Optional[float], timeout: float = 5.0) -> bool:
+    """SIGTERM then SIGKILL a process we started (verified by start time). True if gone."""
+    if not is_same_process(pid, start_time):
+        return True
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        if _gone_within(pid, start_time, timeout):
+            return True
+    return False
+
+
 def wait_exit(pid: Optional[int], start_time: Optional[float], timeout: float = 15.0) -> bool:
     """Wait for a daemon told to shut down to be gone; kill it if it lingers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and is_same_process(pid, start_time):
-        time.sleep(0.05)
-    return kill_process(pid, start_time)
+    return _gone_within(pid, start_time, timeout) or kill_process(pid, start_time)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from nepi.core.testbed_api import TestbedController
 from nepi.errors import ControllerUnreachableError
-from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection
+from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote_methods
 from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
@@ -69,19 +69,8 @@ class RemoteTestbedController(TestbedController):
         return is_same_process(self.record.get("pid"), self.record.get("start_time"))
 
 
-def _remote(name: str, connection: str):
-    def method(self, *args, **kwargs):
-        return getattr(self, connection).call(name, *args, **kwargs)
-    method.__name__ = name
-    method.__doc__ = getattr(TestbedController, name).__doc__
-    return method
-
-
 # Same names as the contract; defaults are applied by the controller in the daemon.
-for _name in MUTATING:
-    setattr(RemoteTestbedController, _name, _remote(_name, "_control"))
-for _name in QUERIES:
-    setattr(RemoteTestbedController, _name, _remote(_name, "_query"))
+add_remote_methods(RemoteTestbedController, MUTATING, QUERIES)
 
 
 def attach(root_dir: str, testbed_id: str, testbed_version: str,

@@ -9,7 +9,6 @@ anyone else's namespaces or links.
 import concurrent.futures
 import errno
 import fcntl
-import json
 import os
 import secrets
 import socket
@@ -29,7 +28,7 @@ from nepi.testbeds.netns import apps, nsutil
 from nepi.testbeds.netns.rtnl import Rtnl
 from nepi.testbeds.netns.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.testbeds.netns.metadata import (APPLICATION, INTERFACES, NODE, NODEIFACE, P2PIFACE,
-                                          SWITCH, TAPIFACE, TUNCHANNEL, TUNIFACE)
+                                          SWITCH, TAPIFACE, TUNIFACE)
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import TestbedStatus as TS

@@ -8,7 +8,6 @@ from nepi.core import metadata
 from nepi.core.attributes import Attribute
 from nepi.testbeds.netns.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.util import tags, validation
-from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import FactoryCategories as FC
 
