@@ -7,6 +7,8 @@ Each ns-3 process costs ~10 s of import, so the scenarios are few and large. Aft
 test no ns3 testbed daemon may be left running.
 """
 
+import glob
+import importlib
 import importlib.util
 import os
 import re
@@ -75,8 +77,19 @@ def no_ns3_daemon_left():
         pytest.fail("ns3 testbed daemons left running: %s" % [p.pid for p in left])
 
 
+def assert_no_crash_in_logs(root):
+    """ns-3 reports a fatal error or a signal with '*** Break ***' in the daemon's log."""
+    for path in glob.glob(os.path.join(str(root), "**", "logs", "*.log"), recursive=True):
+        with open(path, errors="replace") as f:
+            text = f.read()
+        assert "*** Break ***" not in text and "NS_FATAL" not in text, \
+            "%s:\n%s" % (path, text[-3000:])
+
+
 @pytest.fixture
 def controllers():
+    """Experiment controllers of a test: shut down afterwards, and their ns-3 daemons
+    must not have crashed (not even at Simulator::Destroy)."""
     made = []
     yield made
     for c in made:
@@ -84,6 +97,8 @@ def controllers():
             c.shutdown()
         except Exception:
             pass
+    for c in made:
+        assert_no_crash_in_logs(c.root_dir)
 
 
 def wait_for(predicate, timeout=60.0, interval=0.1, what="condition"):
@@ -273,6 +288,7 @@ def test_run_ping_if_controller(tmp_path):
     wait_for(lambda: not psutil.pid_exists(pid) or
              psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 15,
              what="the ns3 daemon to exit")
+    assert_no_crash_in_logs(tmp_path)
 
 
 # -- many NEPI 2 scenarios in one simulation, in-process ExperimentController -------------
@@ -282,7 +298,8 @@ def test_topologies_in_one_simulation(controllers):
     PacketSink over global routing, and an error model, each on its own networks of one
     ns3 testbed, through create_experiment_controller(xml, None)."""
     need_tcpdump()
-    d = Design(GlobalRouting=True)
+    # the random walks below never run out of events: the simulation stops at 30 s
+    d = Design(GlobalRouting=True, StopTime="30s")
     # CSMA: two nodes on a bus
     bus = d.create("ns3::CsmaChannel", DataRate="100Mbps", Delay="1ms")
     csma = []
@@ -351,11 +368,64 @@ def test_topologies_in_one_simulation(controllers):
     d.connect(d.create("ns3::RateErrorModel", ErrorRate=1.0, ErrorUnit="EU_PKT"), "dev",
               e2_dev, "err")
     lossy_ping = d.ping(e1, "10.6.0.2", stop="3s")
+    # wifi infrastructure: an access point and two stations random-walking around it
+    infra = d.create("ns3::YansWifiChannel")
+    stations = []
+    for mac_type, address in (("ns3::ApWifiMac", "10.7.0.1"), ("ns3::StaWifiMac", "10.7.0.2"),
+                              ("ns3::StaWifiMac", "10.7.0.3")):
+        n = d.node()
+        if mac_type == "ns3::ApWifiMac":
+            mob = d.create("ns3::ConstantPositionMobilityModel", Position="10:10:0")
+        else:
+            mob = d.create("ns3::RandomWalk2dMobilityModel", Bounds="0|20|0|20",
+                           Speed="ns3::ConstantRandomVariable[Constant=1]")
+        d.connect(n, "mobility", mob, "node")
+        dev = d.create("ns3::WifiNetDevice")
+        d.connect(n, "devs", dev, "node")
+        phy = d.create("ns3::YansWifiPhy", Standard="WIFI_STANDARD_80211g")
+        d.connect(dev, "phy", phy, "dev")
+        d.connect(phy, "chan", infra, "phys")
+        mac = d.create(mac_type, Ssid="nepi")
+        d.connect(dev, "mac", mac, "dev")
+        d.address(dev, address)
+        stations.append((n, mac, mob))
+    station_ping = d.ping(stations[1][0], "10.7.0.3", start="1s", stop="4s")
+    # NEPI 2 examples/ns3_wifi_hidden_terminal.py: a matrix loss model where n1 and n3
+    # cannot hear each other (default loss 200 dB) but both hear n2 (50 dB)
+    hidden = d.create("ns3::YansWifiChannel")
+    matrix = d.create("ns3::MatrixPropagationLossModel", DefaultLoss=200.0)
+    d.connect(matrix, "chan", hidden, "loss")
+    d.connect(d.create("ns3::ConstantSpeedPropagationDelayModel"), "chan", hidden, "delay")
+    terminals = []
+    for address in ("10.8.0.1", "10.8.0.2", "10.8.0.3"):
+        n = d.node(PROTOCOLS + ("ns3::TcpL4Protocol",))
+        mob = d.create("ns3::ConstantPositionMobilityModel")
+        d.connect(n, "mobility", mob, "node")
+        dev = d.create("ns3::WifiNetDevice")
+        d.connect(n, "devs", dev, "node")
+        phy = d.create("ns3::YansWifiPhy", Standard="WIFI_PHY_STANDARD_80211b")
+        d.connect(dev, "phy", phy, "dev")
+        d.connect(phy, "chan", hidden, "phys")
+        d.connect(d.create("ns3::NistErrorRateModel"), "phy", phy, "err")
+        d.connect(dev, "mac", d.create("ns3::AdhocWifiMac"), "dev")
+        d.connect(dev, "manager", d.create("ns3::ConstantRateWifiManager",
+                                           DataMode="DsssRate2Mbps",
+                                           ControlMode="DsssRate1Mbps"), "dev")
+        d.address(dev, address, 8)
+        terminals.append((n, mob))
+    for a in (0, 2):
+        pair = d.create("ns3::Nepi::MobilityPair", Loss=50.0)
+        d.connect(pair, "matrix", matrix, "mobpair")
+        d.connect(pair, "ma", terminals[a][1], "mp")
+        d.connect(pair, "mb", terminals[1][1], "mp")
+    heard_ping = d.ping(terminals[0][0], "10.8.0.2", stop="3s")
+    hidden_ping = d.ping(terminals[0][0], "10.8.0.3", stop="3s")
 
     ec = proxy.create_experiment_controller(d.xml(), None)
     controllers.append(ec)
     ec.start()
-    for app in (csma_ping, wifi_ping, route_ping, client, onoff, lossy_ping):
+    for app in (csma_ping, wifi_ping, route_ping, client, onoff, lossy_ping, station_ping,
+                heard_ping, hidden_ping):
         wait_for(lambda: ec.is_finished(app.guid), what="application %d" % app.guid)
 
     # CSMA: 3 replies; ARP and ICMP in the pcap
@@ -391,6 +461,18 @@ def test_topologies_in_one_simulation(controllers):
     assert 20 <= len(udp) <= 30, len(udp)
     # every packet to 10.6.0.2 is lost
     assert ec.trace(lossy_ping.guid, "Rtt") == ""
+    # station to station through the access point, while moving
+    assert len(rtt_lines(ec.trace(station_ping.guid, "Rtt"))) == 3
+    assert ec.get(stations[1][1].guid, "Ssid") == "nepi"
+    x, y, z = (float(v) for v in ec.get(stations[1][2].guid, "Position").split(":"))
+    assert 0 <= x <= 20 and 0 <= y <= 20 and (x, y) != (0.0, 0.0)
+    # hidden terminal: n1 hears n2, never n3
+    assert len(rtt_lines(ec.trace(heard_ping.guid, "Rtt"))) == 3
+    assert ec.trace(hidden_ping.guid, "Rtt") == ""
+    # a well-formed but unknown TypeId is refused without harming the simulator process
+    with pytest.raises(Exception, match="no TypeId 'ns3::NoSuchSocketFactory'"):
+        ec.set(onoff.guid, "Protocol", "ns3::NoSuchSocketFactory")
+    assert ec.get(onoff.guid, "Protocol") == "ns3::UdpSocketFactory"
     ec.stop()
     ec.shutdown()
 
@@ -405,7 +487,7 @@ def test_realtime_runtime_get_and_set_in_daemon_mode(tmp_path, controllers):
                ChecksumEnabled=True)
     d.tb.set_attribute_value(DC.DEPLOYMENT_MODE, DC.MODE_DAEMON)
     n1, n2 = d.node(), d.node()
-    d1 = d.p2p(n1, "10.0.0.1", DataRate="1Mbps")
+    d1 = d.p2p(n1, "10.0.0.1", traces=("P2PAsciiTrace", "P2PPcapTrace"), DataRate="1Mbps")
     d2 = d.p2p(n2, "10.0.0.2", DataRate="1Mbps")
     chan = d.link(d1, d2)
     ping = d.ping(n1, "10.0.0.2", start="1s", stop="30s")
@@ -431,6 +513,11 @@ def test_realtime_runtime_get_and_set_in_daemon_mode(tmp_path, controllers):
              "three echo replies")
     rtts = [rtt for _, rtt in rtt_lines(ec.trace(ping.guid, "Rtt"))]
     assert rtts[-1] >= 300_000_000                              # 2 x 150 ms added
+    # traces are readable while the simulation runs, pcap included
+    assert ec.status(ping.guid) == AS.STATUS_RUNNING
+    if os.access("/usr/sbin/tcpdump", os.X_OK) or os.access("/usr/bin/tcpdump", os.X_OK):
+        assert tcpdump(ec.trace(d1.guid, "P2PPcapTrace", "path")).count(
+            "ICMP echo reply") >= 3
     # application stop time moved while running: it finishes then, not at 30 s
     ec.set(ping.guid, "StopTime", "4s")
     assert ec.get(ping.guid, "StopTime") == "4s"
@@ -480,12 +567,28 @@ def test_failed_deployment_leaves_no_daemon(controllers):
     with pytest.raises(DeploymentError, match="needs its Remote attribute"):
         ec.start()
     assert ec.state == "failed"
+    # the rollback destroyed the simulator (a ping that never sent anything must not
+    # crash ns-3 there); the controllers fixture checks the daemon log
+
+
+def test_example_ns3_p2p_ping(tmp_path):
+    """examples/ns3_p2p_ping.py runs and prints the ping trace."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(repo, "examples", "ns3_p2p_ping.py"),
+                          "--keep", str(tmp_path / "root")], capture_output=True, text=True,
+                         timeout=240, env=dict(os.environ, PYTHONPATH=repo))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert_p2p_rtts("".join(l + "\n" for l in out.stdout.splitlines()
+                            if l.startswith("+")), 10)
+    assert reply_line("9.021", "10.0.0.2", "10.0.0.1", 9).search(out.stdout.replace("  - ",
+                                                                                      "- "))
+    assert_no_crash_in_logs(tmp_path / "root")
 
 
 # -- ns-3 and netns together: the TAP file descriptor crosses (NEPI 2 example 4.6.1) ----
 
 def _netns_available():
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         return False
     try:
         importlib.import_module("nepi.testbeds.netns")
@@ -571,3 +674,66 @@ def test_private_daemon_exits_when_its_owner_dies(tmp_path):
         owner.wait(10)
     psutil.wait_procs([daemon], timeout=20)
     assert not daemon.is_running() or daemon.status() == psutil.STATUS_ZOMBIE
+
+
+# -- what nepi accepts, ns-3 accepts (some of its parsers abort the process otherwise) ---
+
+AGREEMENT_SCRIPT = r"""
+import json, sys
+from ns import ns
+cases = json.loads(sys.argv[1])
+bad = []
+for typeid, attribute, value in cases:
+    tid = ns.TypeId.LookupByName(typeid)
+    info = ns.TypeId.AttributeInformation()
+    tid.LookupAttributeByName(attribute, info)
+    v = info.checker.Create()
+    if not v.DeserializeFromString(value, info.checker):
+        bad.append([typeid, attribute, value])
+print("BAD " + json.dumps(bad), flush=True)
+"""
+
+
+def test_values_nepi_accepts_are_accepted_by_ns3():
+    """Validation is the only guard against ns-3 aborting the simulator process on a
+    malformed construction-time value: every sample nepi's validators accept must parse
+    with ns-3's own checker (a failure there may abort the child: the test sees it)."""
+    from nepi.testbeds.ns3 import values
+    from nepi.testbeds.ns3.metadata import tables
+    samples = {
+        "Time": ["1s", "1.5s", "+1e+09ns", "250us", "2min", "10", ".5s", "1e3ms", "0s"],
+        "DataRate": ["32768bps", "1Mbps", "1.5Mb/s", ".5Mbps", "100 Mbps", "1000",
+                     "5KiB/s", "3kBps", "2Gb/s", "1e6bps", "1.5e3kbps"],
+        "QueueSize": ["100p", "64KB", "1Mip", "4000Mp", "3Gp", "10 p", "100", "4294967296p"],
+        "Vector3D": ["1:2:3", "1e1:-2.5:.3", "+1:-0:3.0", " 1 : 2 : 3 ", "1:2"],
+        "Rectangle": ["0|100|0|100", "-5.5|5|1e1|20", "0|100|0"],
+        "Mac48Address": ["00:11:22:33:44:55", "ff:ff:ff:ff:ff:ff", "00:11:22"],
+        "Ipv4Mask": ["/24", "255.255.0.0", "/0", "/32"],
+        "Ssid": ["nepi", "a-b_c.d"],
+        "WifiMode": ["DsssRate1Mbps", "OfdmRate6Mbps", "HtMcs7", "OfdmRate7Mbps"],
+        "AttributeContainer": ["{36, 20, BAND_5GHZ, 0}", "{1,20,BAND_2_4GHZ,0}",
+                               "{0, 0, BAND_UNSPECIFIED, 0}", "{36, 20, 5GHz, 0}", "{x}"],
+        "Object:ns3::RandomVariableStream": [
+            "ns3::UniformRandomVariable[Min=0|Max=1]", "Uniform:0:1", "Constant:2",
+            "ns3::ExponentialRandomVariable[Mean=2|Bound=10]",
+            "ns3::NormalRandomVariable[Mean=0.0|Variance=1.0|Bound=3]"],
+    }
+    attrs, _, info = tables()
+    cases, refused = [], 0
+    for vtype, texts in samples.items():
+        factory, name = next((f, n) for f, entries in info.items() for n, e in entries.items()
+                             if e.get("type") == vtype)
+        definition = attrs["%s#%s" % (factory, name)]
+        from nepi.testbeds.ns3.spec import FACTORIES
+        typeid = FACTORIES[factory]["typeid"]
+        for text in texts:
+            if definition["validation_function"](None, text):
+                cases.append([typeid, name, values.ns3_text(vtype, text, name)])
+            else:
+                refused += 1
+    assert refused >= 10                # the malformed samples above are refused
+    out = subprocess.run([sys.executable, "-c", AGREEMENT_SCRIPT, __import__("json").dumps(cases)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    bad = __import__("json").loads(re.search(r"^BAD (.*)$", out.stdout, re.M).group(1))
+    assert bad == [], bad

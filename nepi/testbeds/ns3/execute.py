@@ -310,6 +310,8 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             except Exception as e:
                 _logger.error("destroying the simulator failed: %s", e)
         finally:
+            if self._shim_build is not None:
+                self._shim_build.cancel()
             for sock in self._fd_sockets.values():
                 try:
                     sock.close()
@@ -366,10 +368,10 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     @staticmethod
     def _kind_text(vtype: str, name: str, value: Any):
-        """('a', address text) or ('s', text ns-3 parses itself)."""
+        """('a', address text), ('t', TypeId name) or ('s', text ns-3 parses itself)."""
         if vtype == "Address":
             return "a", "" if value is None else str(value)
-        return "s", values.ns3_text(vtype, value, name)
+        return "t" if vtype == "TypeId" else "s", values.ns3_text(vtype, value, name)
 
     def _push(self, guid: int, name: str, value: Any) -> None:
         """Apply a nepi attribute value to the live ns-3 object (on the ns-3 thread)."""
@@ -743,7 +745,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             self._x("flush")
 
     def _finish_traces(self) -> None:
-        """Write everything out; pcap files are complete only once closed (end of run)."""
+        """Close the trace files (end of the run)."""
         if self._traces_closed or self._shim is None:
             return
         self._traces_closed = True
@@ -770,7 +772,8 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if not self._traces_closed and self._shim is not None:
             self._call(self._flush_traces)
         if trace_id in _PCAP_TRACES:
-            # binary: one str character per byte (value.encode("latin-1") gives the bytes)
+            # binary: one str character per byte (value.encode("latin-1") gives the bytes);
+            # while the simulation runs, up to the last packet written
             with open(path, "rb") as f:
                 return f.read().decode("latin-1")
         with open(path, errors="replace") as f:

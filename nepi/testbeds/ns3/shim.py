@@ -15,7 +15,8 @@ is available the same source is built once into a shared library cached in an ow
 directory (``~/.cache/nepi``, or $NEPI_NS3_SHIM_CACHE), keyed by the source, the ns-3
 wheel and the compiler; loading it costs a few milliseconds. The build starts in the
 background while ns-3 is imported (``start_build``); ``load`` uses the library when it is
-there and falls back to cling otherwise. ``python -m nepi.testbeds.ns3.shim`` builds it.
+there and falls back to cling otherwise (NEPI_NS3_SHIM=cling forces cling).
+``python -m nepi.testbeds.ns3.shim`` builds it.
 
 Values reaching ``Exec`` were validated by nepi first: several ns-3 parsers abort the
 process on malformed input.
@@ -102,9 +103,19 @@ static std::string FormatAddress(const Address& a) {
   return s.str();
 }
 
-// kind "a": an Address ("a.b.c.d", "a.b.c.d:port", a MAC); else parsed by ns-3 itself.
+// A TypeId name ns-3 does not know makes its parser abort: check it first.
+static void CheckTypeId(const std::string& name, const std::string& value) {
+  TypeId tid;
+  if (!TypeId::LookupByNameFailSafe(value, &tid)) {
+    throw std::runtime_error(name + ": ns-3 has no TypeId '" + value + "'");
+  }
+}
+
+// kind "a": an Address ("a.b.c.d", "a.b.c.d:port", a MAC); "t": a TypeId name; "s":
+// anything else, parsed by ns-3 itself.
 static void SetValue(Ptr<Object> o, const std::string& name, const std::string& kind,
                      const std::string& value) {
+  if (kind == "t") CheckTypeId(name, value);
   bool ok = kind == "a" ? o->SetAttributeFailSafe(name, AddressValue(ParseAddress(value)))
                         : o->SetAttributeFailSafe(name, StringValue(value));
   if (!ok) throw std::runtime_error("ns-3 refused " + name + " = '" + value + "'");
@@ -162,14 +173,36 @@ struct PingReported {
 template struct Expose<PingSeq, &Ping::m_seq>;
 template struct Expose<PingReported, &Ping::m_reportPrinted>;
 
+// PcapFileWrapper has no flush: its stream is reached the same way, so that a pcap trace
+// can be read while the simulation runs.
+struct WrapperFile {
+  typedef PcapFile PcapFileWrapper::*type;
+  friend type Member(WrapperFile);
+};
+struct PcapStream {
+  typedef std::fstream PcapFile::*type;
+  friend type Member(PcapStream);
+};
+template struct Expose<WrapperFile, &PcapFileWrapper::m_file>;
+template struct Expose<PcapStream, &PcapFile::m_file>;
+
+static void FlushPcap(Ptr<PcapFileWrapper> p) {
+  std::fstream& stream = (PeekPointer(p)->*Member(WrapperFile())).*Member(PcapStream());
+  if (stream.is_open()) stream.flush();
+}
+
 static std::string Exec1(const std::vector<std::string>& c) {
   const std::string& op = c.at(0);
   if (op == "create") {                       // guid typeid [name kind value]...
     ObjectFactory f;
     f.SetTypeId(c.at(2));
     for (size_t i = 3; i + 2 < c.size(); i += 3) {
-      if (c[i + 1] == "a") f.Set(c[i], AddressValue(ParseAddress(c[i + 2])));
-      else f.Set(c[i], StringValue(c[i + 2]));
+      if (c[i + 1] == "a") {
+        f.Set(c[i], AddressValue(ParseAddress(c[i + 2])));
+      } else {
+        if (c[i + 1] == "t") CheckTypeId(c[i], c[i + 2]);
+        f.Set(c[i], StringValue(c[i + 2]));
+      }
     }
     g_objects[Int(c.at(1))] = f.Create();
   } else if (op == "set") {                   // guid name kind value
@@ -367,6 +400,7 @@ static std::string Exec1(const std::vector<std::string>& c) {
   } else if (op == "flush") {
     for (auto& s : g_ascii) s->GetStream()->flush();
     for (auto& t : g_text) if (t->is_open()) t->flush();
+    for (auto& p : g_pcap) FlushPcap(p);
   } else if (op == "close") {
     for (auto& s : g_ascii) s->GetStream()->flush();
     for (auto& t : g_text) if (t->is_open()) t->close();
@@ -488,6 +522,8 @@ bool ConnectWifiPcap(int phy, const std::string& path);
 """
 
 BUILD_TIMEOUT = 300.0
+# How long a deployment waits, once ns-3 is imported, for a build started with the import.
+BUILD_WAIT_AFTER_IMPORT = 20.0
 
 
 def library_source() -> str:
@@ -540,8 +576,9 @@ def library_path() -> Optional[str]:
     return os.path.join(cache_dir(), "ns3shim-%s.so" % _key(prefix, compiler))
 
 
-def build(path: Optional[str] = None) -> Optional[str]:
-    """Compile the library into the cache (atomically); its path, or None if impossible."""
+def build(path: Optional[str] = None, started=None) -> Optional[str]:
+    """Compile the library into the cache (atomically); its path, or None if impossible.
+    ``started(popen)`` is told about the compiler process (so that it can be killed)."""
     path = path or library_path()
     if path is None:
         return None
@@ -563,15 +600,32 @@ def build(path: Optional[str] = None) -> Optional[str]:
                "-I" + os.path.join(prefix, "include"), "-o", output, source,
                "-L" + libdir] + ["-l" + lib[3:-3] for lib in libs] + \
               ["-Wl,-rpath," + libdir]
-        started = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        begin = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        if started is not None:
+            started(proc)
+        try:
+            _, stderr = proc.communicate(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
         if proc.returncode != 0:
-            _logger.warning("building the ns-3 shim library failed: %s", proc.stderr[-2000:])
+            _logger.warning("building the ns-3 shim library failed (exit %s): %s",
+                            proc.returncode, (stderr or "")[-2000:])
             return None
         os.chmod(output, 0o600)
         os.replace(output, path)
+        for old in os.listdir(os.path.dirname(path)):      # superseded builds
+            if old.startswith("ns3shim-") and old.endswith(".so") and \
+                    old != os.path.basename(path):
+                try:
+                    os.unlink(os.path.join(os.path.dirname(path), old))
+                except OSError:
+                    pass
         _logger.info("built the ns-3 shim library in %.1f s: %s",
-                     time.monotonic() - started, path)
+                     time.monotonic() - begin, path)
         return path
     except (OSError, subprocess.SubprocessError) as e:
         _logger.warning("building the ns-3 shim library failed: %s", e)
@@ -586,6 +640,9 @@ class Build:
     def __init__(self) -> None:
         self.path: Optional[str] = None
         self._thread: Optional[threading.Thread] = None
+        self._proc: Optional[subprocess.Popen] = None
+        if os.environ.get("NEPI_NS3_SHIM") == "cling":
+            return                               # asked not to use the compiled library
         try:
             target = library_path()
         except Exception as e:                  # no usable cache directory
@@ -601,12 +658,23 @@ class Build:
         self._thread.start()
 
     def _run(self, target: str) -> None:
-        self.path = build(target)
+        self.path = build(target, started=lambda proc: setattr(self, "_proc", proc))
 
-    def wait(self, timeout: float = BUILD_TIMEOUT) -> Optional[str]:
+    def wait(self, timeout: float = BUILD_WAIT_AFTER_IMPORT) -> Optional[str]:
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                _logger.info("the ns-3 shim library is still being built: using cling now")
+                return None
         return self.path
+
+    def cancel(self) -> None:
+        """Kill an unfinished compiler (nothing is left running after a testbed)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if self._thread is not None:
+            self._thread.join(10)
 
 
 def load(cppyy, build_: Optional[Build] = None) -> str:

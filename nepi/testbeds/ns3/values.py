@@ -14,15 +14,16 @@ from nepi.util.netrefs import is_single_netref
 
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _TIME = re.compile(r"^\s*(%s)\s*(s|ms|us|ns|ps|fs|min|h|d|y)?\s*$" % _NUM)
-_DATARATE = re.compile(r"^\s*(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+]?\d+)?\s*"
-                       r"(?:(?:[kKMG]?(?:bps|b/s|Bps|B/s))|(?:[KMG]i(?:b/s|B/s)))?\s*$")
-_QUEUESIZE = re.compile(r"^\s*\d+\s*(?:k|K|M|G|Ki|Mi|Gi)?[pB]\s*$")
+# Exactly what ns-3's own parsers accept (a few of them abort the process otherwise).
+_DATARATE = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+) ?"
+                       r"(?:(?:[kKMG]?(?:bps|b/s|Bps|B/s))|(?:[KMG]i(?:b/s|B/s)))?$")
+_QUEUESIZE = re.compile(r"^\d+(?:k|K|M|Ki|Mi)?[pB]$")          # no G prefixes in ns-3
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _SERIALIZED_ADDRESS = re.compile(r"^[0-9a-fA-F]{2}-[0-9a-fA-F]{2}-"
                                  r"([0-9a-fA-F]{2}(:[0-9a-fA-F]{2})*)?$")
 _SSID = re.compile(r"^\S{1,32}$")
 _TYPEID = re.compile(r"^ns3::[A-Za-z_][\w:<>]*$")
-_CHANNEL_SETTINGS = re.compile(r"^[\w{}(), ;|-]*$")
+_CHANNEL_SETTINGS = re.compile(r"^\{\d+, ?\d+, ?BAND_(?:2_4GHZ|5GHZ|6GHZ|UNSPECIFIED), ?\d+\}$")
 
 _UNIT_NS = {"s": Decimal(10) ** 9, "ms": Decimal(10) ** 6, "us": Decimal(10) ** 3,
             "ns": Decimal(1), "ps": Decimal(10) ** -3, "fs": Decimal(10) ** -6,
@@ -128,7 +129,7 @@ def _numbers(value, count, sep) -> bool:
     parts = value.split(sep)
     if len(parts) != count:
         return False
-    return all(re.match(r"^\s*%s\s*$" % _NUM, p) for p in parts)
+    return all(re.match(r"^%s$" % _NUM, p) for p in parts)
 
 
 def is_vector3d(attribute, value) -> bool:
@@ -147,8 +148,15 @@ def is_datarate(attribute, value) -> bool:
     return isinstance(value, str) and _DATARATE.match(value) is not None
 
 
+_QUEUE_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 10 ** 6, "Ki": 1024, "Mi": 1024 ** 2}
+
+
 def is_queue_size(attribute, value) -> bool:
-    return isinstance(value, str) and _QUEUESIZE.match(value) is not None
+    """'100p', '64KB'... within ns-3's 32-bit size."""
+    if not isinstance(value, str) or _QUEUESIZE.match(value) is None:
+        return False
+    m = re.match(r"^(\d+)(k|K|M|Ki|Mi)?[pB]$", value)
+    return int(m.group(1)) * _QUEUE_UNITS[m.group(2) or ""] <= 0xFFFFFFFF
 
 
 def is_ssid(attribute, value) -> bool:
