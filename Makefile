@@ -6,7 +6,7 @@ EXAMPLE_OUT ?= build/mock-experiment.xml
 
 # Tools the netns testbed, the traces and the daemons need.
 DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openssh-client \
-	procps systemd
+	procps systemd g++
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all install install-deb install-python test example example-design bench bench-deps lint clean
@@ -32,6 +32,8 @@ install-deb:
 
 install-python:
 	$(PYTHON) -m pip install -e '.[test,ns3]'
+	@# compile the ns-3 shim once now rather than in the first experiment
+	$(PYTHON) -m nepi.testbeds.ns3.shim
 
 test:
 	$(PYTHON) -m pytest -q tests
