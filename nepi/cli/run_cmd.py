@@ -17,6 +17,7 @@ from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, CliError,
                              load_valid_design, out, plural)
 from nepi.cli.progress import ProgressDisplay, one_line
 from nepi.cli.traces import TRACES_DIR, copy_traces
+from nepi.util.logfile import log_to_file
 
 POLL_INTERVAL = 0.2
 STATUS_ERRORS_TOLERATED = 25        # consecutive failing polls (5 s) before giving up
@@ -200,6 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     root_dir = os.path.abspath(args.root_dir)
     os.makedirs(root_dir, exist_ok=True)
     _refuse_busy_root(root_dir)
+    log_to_file(os.path.join(root_dir, "logs", "nepi-run.log"), args.debug)
     testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
     quiet = args.quiet
     say = (lambda line="": None) if quiet else out

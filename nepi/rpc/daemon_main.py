@@ -20,6 +20,7 @@ from nepi.rpc.liveness import process_start_time
 from nepi.rpc.pidlock import AlreadyRunning, PidLock
 from nepi.rpc.security import create_secret, ensure_private_dir
 from nepi.rpc.server import make_unix_daemon, serve, write_ready_record
+from nepi.util.logfile import log_to_file
 
 IDLE_SECONDS = float(os.environ.get("NEPI_DAEMON_IDLE", "600"))
 
@@ -37,16 +38,6 @@ def _parse(argv):
     parser.add_argument("--recover", action="store_true",
                         help="ec: recover the experiment found in the root dir")
     return parser.parse_args(argv)
-
-
-def _setup_logging(log_file: str, level: str) -> None:
-    os.makedirs(os.path.dirname(log_file), exist_ok=True)
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if level.lower() == "debug" else logging.INFO)
 
 
 def _build_service(args, layout):
@@ -99,7 +90,7 @@ def run(args) -> int:
     with context:
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         signal.signal(signal.SIGINT, lambda *a: stop.set())
-        _setup_logging(log_file, args.log_level)
+        log_to_file(log_file, args.log_level.lower() == "debug")
         log = logging.getLogger("nepi.daemon")
         sock = None
         try:
