@@ -13,6 +13,15 @@ from nepi.util.constants import ATTR_NEPI_TESTBED_ENVIRONMENT_SETUP, AC, DC
 from nepi.util.environ import find_testbed
 
 
+def controller_method(method: str):
+    """A metadata function (create/start/status/connection code...) that calls the
+    testbed controller's method of that name with the remaining arguments."""
+    def call(testbed_instance, *args, **kwargs):
+        return getattr(testbed_instance, method)(*args, **kwargs)
+    call.__name__ = method
+    return call
+
+
 class Parallel:
     """Marks a factory in an order list whose elements are processed concurrently."""
 

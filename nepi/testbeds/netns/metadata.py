@@ -49,18 +49,6 @@ _zero_unless_netem.expected = ("0: delay and loss need the netem qdisc, and this
                                "no sch_netem module (shape bandwidth with 'bandwidth' instead)")
 
 
-def _by_controller(method: str):
-    """A metadata function that calls the controller method of that name."""
-    def call(testbed_instance, guid, *args):
-        return getattr(testbed_instance, method)(guid, *args)
-    call.__name__ = method
-    return call
-
-
-def status_application(testbed_instance, guid):
-    return testbed_instance.application_status(guid)
-
-
 _IFACE_ATTRS = ["lladdr", "up", "device_name", "mtu", "multicast", "broadcast", "arp",
                 "bandwidth", "delay", "loss"]
 
@@ -163,7 +151,7 @@ def _connections():
 
 
 def _factories():
-    create = _by_controller("create_element")
+    create = metadata.controller_method("create_element")
     iface = dict(category=FC.CATEGORY_DEVICES, create_function=create,
                  box_attributes=list(_IFACE_ATTRS), traces=["iface_pcap"],
                  tags=[tags.INTERFACE, tags.ALLOW_ADDRESSES])
@@ -186,16 +174,16 @@ def _factories():
                      connector_types=["devs"], tags=[tags.SWITCH]),
         APPLICATION: dict(help="Generic executable command line application",
                           category=FC.CATEGORY_APPLICATIONS,
-                          start_function=_by_controller("start_application"),
-                          stop_function=_by_controller("stop_application"),
-                          status_function=status_application,
+                          start_function=metadata.controller_method("start_application"),
+                          stop_function=metadata.controller_method("stop_application"),
+                          status_function=metadata.controller_method("application_status"),
                           box_attributes=["command", "user", "sudo", "environment", "stdin"],
                           connector_types=["node"], traces=["stdout", "stderr"],
                           tags=[tags.APPLICATION]),
         TUNCHANNEL: dict(help="Channel to forward TUN/TAP frames over UDP or TCP to "
                          "another testbed", category=FC.CATEGORY_TUNNELS,
                          create_function=create,
-                         prestart_function=_by_controller("wait_tunchannel"),
+                         prestart_function=metadata.controller_method("wait_tunchannel"),
                          box_attributes=["tun_proto", "tun_addr", "tun_port", "tun_key",
                                          "tun_cipher"],
                          connector_types=["->fd", "udp", "tcp"], tags=[tags.TUNNEL]),
