@@ -70,12 +70,11 @@ def test_nepi2_factory_ids_required_by_the_issue(provider):
         "ns3::UdpEchoServer", "ns3::OnOffApplication", "ns3::PacketSink", "ns3::FdNetDevice",
         "ns3::TapBridge", "ns3::LogDistancePropagationLossModel",
         "ns3::ConstantSpeedPropagationDelayModel", "ns3::MatrixPropagationLossModel",
-        "ns3::Nepi::MobilityPair"]
+        "ns3::Nepi::MobilityPair", "ns3::Nepi::TunChannel"]
     for factory_id in required:
         assert provider.has_factory(factory_id), factory_id
     # gone from ns-3 3.44: simply absent
-    for gone in ("ns3::EmuNetDevice", "ns3::Ping6", "ns3::NscTcpL4Protocol",
-                 "ns3::Nepi::TunChannel"):
+    for gone in ("ns3::EmuNetDevice", "ns3::Ping6", "ns3::NscTcpL4Protocol"):
         assert not provider.has_factory(gone)
 
 
@@ -132,6 +131,18 @@ def test_connectors_and_traces(provider):
     assert not p2p.connector_type("chan").can_connect("ns3", "ns3::CsmaChannel", "devs")
     fd = provider.factory("ns3::FdNetDevice").connector_type("->fd")
     assert fd.can_connect("netns", "TapNodeInterface", "fd->", must_cross=True)
+    assert fd.can_connect("ns3", "ns3::Nepi::TunChannel", "fd->")
+    tun = provider.factory("ns3::Nepi::TunChannel")
+    assert [c.name for c in tun.connector_types] == ["fd->", "udp", "tcp"]
+    assert tun.box_attributes.get_attribute_list() == [
+        "tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher", "label"]
+    for proto in ("udp", "tcp"):
+        # the netns TunChannel declares the mirror rule: both ends accept the link
+        assert tun.connector_type(proto).can_connect("netns", "TunChannel", proto,
+                                                     must_cross=True)
+        assert not tun.connector_type(proto).can_connect("netns", "TunChannel", proto)
+        netns_tun = FactoriesProvider("netns").factory("TunChannel").connector_type(proto)
+        assert netns_tun.can_connect("ns3", "ns3::Nepi::TunChannel", proto, must_cross=True)
 
 
 def test_testbed_attributes():

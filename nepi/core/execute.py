@@ -784,7 +784,7 @@ class ExperimentController:
                         pass
                 self._remove_leftovers(g)
         if restart:
-            for phase in SETUP_PHASES[1:]:
+            for phase in SETUP_PHASES:
                 self._parallel(phase, restart,
                                lambda g, p=phase: getattr(self._testbeds[g], p)())
         changed = set(restart) | set(recovered)

@@ -24,6 +24,7 @@ import time as _time
 from typing import Any, Dict, List, Optional
 
 from nepi.core import testbed_impl
+from nepi.errors import DeploymentError
 from nepi.testbeds.ns3 import spec, values
 from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.testbeds.ns3.metadata import ATTR_CONSTRUCT, ATTR_GET, ATTR_SET, ns3_attribute_info
@@ -40,6 +41,7 @@ PARENT_ENV = "NEPI_NS3_PARENT"
 SIM_CALL_TIMEOUT = 30.0      # a get/set marshalled into a running simulation
 STOP_TIMEOUT = 60.0          # Simulator::Stop until Run returns
 FD_TIMEOUT = 60.0            # cross connection: waiting for the peer's file descriptor
+SOCKETPAIR_BUFFER = 1 << 20  # TunChannel <-> FdNetDevice socketpair buffers (bytes)
 
 _PCAP_TRACES = {"P2PPcapTrace", "CsmaPcapTrace", "CsmaPromiscPcapTrace", "FdPcapTrace",
                 "YansWifiPhyPcapTrace"}
@@ -82,6 +84,28 @@ class _NsThread:
             self.thread.join(timeout)
 
 
+def check_emulation(create: Dict[int, str], attribute) -> None:
+    """FdNetDevice, TunChannel and TapBridge exchange frames with the real world: the
+    simulator must follow the wall clock (RealtimeSimulatorImpl) and fill in checksums
+    (ChecksumEnabled), or the kernel drops what ns-3 sends. ``attribute(name)`` reads a
+    testbed attribute."""
+    users = sorted(g for g, f in create.items() if f in spec.EMULATION_FACTORIES)
+    if not users:
+        return
+    missing = []
+    if attribute("SimulatorImplementationType") != "ns3::RealtimeSimulatorImpl":
+        missing.append("SimulatorImplementationType = ns3::RealtimeSimulatorImpl")
+    if not attribute("ChecksumEnabled"):
+        missing.append("ChecksumEnabled = True")
+    if missing:
+        raise DeploymentError(
+            "ns3 testbed: %s exchange%s frames with real network stacks, which needs the "
+            "testbed attribute%s %s" % (
+                ", ".join("%s %d" % (create[g], g) for g in users),
+                "s" if len(users) == 1 else "", "s" if len(missing) > 1 else "",
+                " and ".join(missing)), guid=users[0], phase="setup")
+
+
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -115,6 +139,8 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         self._fd_sockets: Dict[int, socket.socket] = {}
         self._fd_received: Dict[int, threading.Event] = {}
         self._fd_errors: Dict[int, str] = {}
+        self._fd_paths: Dict[int, str] = {}
+        self._tunchannels: Dict[int, Any] = {}
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
         self._watch_parent()
@@ -203,6 +229,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     def do_setup(self) -> None:
         super().do_setup()
+        check_emulation(self._create, self._testbed_attribute)
         self._call(self._setup_ns)
 
     def _setup_ns(self) -> None:
@@ -240,6 +267,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     def do_prestart(self) -> None:
         self._wait_for_file_descriptors()
+        self._wait_for_tunchannels()
         self._call(self._prestart)
 
     def _prestart(self) -> None:
@@ -305,6 +333,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                     self.stop()
                 except Exception as e:
                     _logger.error("stopping the simulator at shutdown failed: %s", e)
+            self._close_tunchannels()
             try:
                 self._ns_thread.call(self._destroy, timeout=120)
             except Exception as e:
@@ -312,11 +341,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         finally:
             if self._shim_build is not None:
                 self._shim_build.cancel()
-            for sock in self._fd_sockets.values():
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+            for guid in list(self._fd_sockets):
+                self._close_fd_socket(guid)
+            self._close_tunchannels()
             self._ns_thread.close()
 
     def _destroy(self) -> None:
@@ -783,7 +810,10 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     def connect_fd_cross_init(self, guid: int, cross_data: dict) -> None:
         """Publish a private Unix socket; the peer (netns, at its cross-connect completion)
-        sends its TAP file descriptor there; it goes to the FdNetDevice before start."""
+        sends its TAP file descriptor there; it goes to the FdNetDevice before start.
+
+        Run again while the simulation runs (the peer's testbed was restarted: a new TAP
+        behind a new fd), the device is stopped, given the new fd and started again."""
         from nepi.rpc.security import ensure_private_dir, socket_path
         run_dir = ensure_private_dir(os.path.join(self._root_directory or os.getcwd(),
                                                   "run-fd"))
@@ -794,12 +824,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         sock.bind(path)
         os.chmod(path, 0o600)
         sock.settimeout(FD_TIMEOUT)
+        self._close_fd_socket(guid)              # an earlier attempt's
         self._fd_sockets[guid] = sock
+        self._fd_paths[guid] = path
+        self._fd_errors.pop(guid, None)
         received = self._fd_received[guid] = threading.Event()
-        super().set(guid, "tun_addr", path)
-        super().set(guid, "tun_proto", "fd")
-        super().set(guid, "tun_port", 0)
-        super().set(guid, "tun_key", "fd-" + str(guid))
+        self._publish(guid, tun_addr=path, tun_proto="fd", tun_port=0,
+                      tun_key="fd-" + str(guid))
 
         def receive():
             try:
@@ -807,12 +838,63 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                 if not fds:
                     raise RuntimeError("the peer sent no file descriptor")
                 fd = fds[0]
-                self._call(lambda: self._x("fd", guid, fd))
+                if self._sim_running():
+                    self._call(lambda: self._replace_fd(guid, fd))
+                else:
+                    self._call(lambda: self._x("fd", guid, fd))
             except Exception as e:
                 self._fd_errors[guid] = str(e)
             finally:
+                if self._fd_sockets.get(guid) is sock:
+                    self._close_fd_socket(guid)  # one fd per connection: nothing left
                 received.set()
         threading.Thread(target=receive, name="ns3-fd-%d" % guid, daemon=True).start()
+
+    def _replace_fd(self, guid: int, fd: int) -> None:
+        """On the simulator thread: stop the device (ns-3 closes its old fd), then give it
+        the new one and start it again, and forget the old peer's MAC address."""
+        ns = self.ns
+        dev = self._shim.Get(guid).GetObject[ns.FdNetDevice]()
+        dev.Stop(ns.Seconds(0))                  # StopDevice runs next, then:
+
+        def start_again():
+            self._x("fd", guid, fd)
+            dev.Start(ns.Seconds(0))
+            self._flush_arp(guid)
+        self._pending_calls.append(start_again)
+        self._shim.RunOnSim(start_again)
+
+    def _flush_arp(self, dev: int) -> None:
+        """Forget the ARP entries learnt on ``dev``: the peer behind it was replaced (a
+        restarted testbed's new TAP has a new MAC address, and ns-3 only learns from
+        replies to its own requests)."""
+        ns = self.ns
+        node = self._node_of(dev)
+        if node is None:
+            return
+        ipv4 = self._shim.Get(node).GetObject[ns.Ipv4L3Protocol]()
+        device = self._shim.Get(dev).GetObject[ns.NetDevice]()
+        if not ipv4 or not device:
+            return
+        index = ipv4.GetInterfaceForDevice(device)
+        if index >= 0:
+            cache = ipv4.GetInterface(index).GetArpCache()
+            if cache:
+                cache.Flush()
+
+    def _close_fd_socket(self, guid: int) -> None:
+        sock = self._fd_sockets.pop(guid, None)
+        path = self._fd_paths.pop(guid, None)
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def _wait_for_file_descriptors(self) -> None:
         for guid, event in self._fd_received.items():
@@ -821,6 +903,83 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             if guid in self._fd_errors:
                 raise RuntimeError("FdNetDevice %d: receiving the file descriptor failed: %s"
                                    % (guid, self._fd_errors[guid]))
+
+    # -- TunChannel: an FdNetDevice's frames over UDP/TCP to another testbed ----------
+
+    def create_tunchannel(self, guid: int) -> None:
+        from nepi.util.tunchannel import TunChannel
+        self._tunchannels[guid] = TunChannel()
+        self.elements[guid] = None                  # no ns-3 object: nepi's own element
+
+    def connect_tunchannel_fd(self, channel: int, dev: int) -> None:
+        """The FdNetDevice gets one end of a SEQPACKET socketpair (ns-3 owns and closes
+        it), the channel forwards the other end's frames (Ethernet, no PI: Dix mode)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (ours, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKETPAIR_BUFFER)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKETPAIR_BUFFER)
+        fd = theirs.detach()
+        try:
+            self._x("fd", dev, fd)
+        except BaseException:
+            os.close(fd)
+            ours.close()
+            raise
+        self._tunchannels[channel].attach_socket(ours)
+
+    def _publish(self, guid: int, **published) -> None:
+        """Record the tunnel contract values (tun_*) the peer reads from this element,
+        also while running: a restarted peer needs them again."""
+        for name, value in published.items():
+            attr = self._box_attribute(guid, name)
+            self._set.setdefault(guid, {})[name] = self._check_value(attr, value,
+                                                                     "attribute")
+
+    def tunchannel_cross_init(self, guid: int, cross_data: dict, proto: str) -> None:
+        """Open the local UDP socket / TCP listener and publish address, port and key.
+        Run again (the peer's testbed restarted), the endpoint and its values stay."""
+        channel = self._tunchannels[guid]
+        if channel.tun_fd is None:
+            raise RuntimeError("ns3::Nepi::TunChannel %d is not connected to an FdNetDevice "
+                               "(connector fd->)" % guid)
+        if channel.tun_port is not None:
+            return
+        base = testbed_impl.TestbedController
+        cipher = base.get(self, guid, "tun_cipher")
+        if cipher:
+            channel.tun_cipher = cipher
+        channel.bind(proto, "127.0.0.1", base.get(self, guid, "tun_port") or 0)
+        self._publish(guid, tun_proto=proto, tun_addr=channel.tun_addr,
+                      tun_port=channel.tun_port, tun_key=channel.tun_key)
+
+    def tunchannel_cross_compl(self, guid: int, cross_data: dict, proto: str) -> None:
+        """Connect to the peer's published endpoint and start forwarding. Connected again
+        (a restarted peer), the device forgets the old peer's MAC address."""
+        channel = self._tunchannels[guid]
+        again = channel.connections > 0
+        channel.connect_peer(
+            cross_data.get("tun_addr"), cross_data.get("tun_port"),
+            cross_data.get("tun_proto") or proto, cross_data.get("tun_cipher"),
+            cross_data.get("tun_key"))
+        if again:
+            for dev in self.get_connected(guid, "fd->", "->fd"):
+                self._flush_arp(dev)
+
+    def _wait_for_tunchannels(self) -> None:
+        for guid, channel in self._tunchannels.items():
+            if channel.peer_addr is None:
+                continue                              # not cross connected: idle
+            try:
+                channel.wait()
+            except Exception as e:
+                raise RuntimeError("ns3::Nepi::TunChannel %d: %s" % (guid, e)) from e
+
+    def _close_tunchannels(self) -> None:
+        for channel in list(self._tunchannels.values()):
+            try:
+                channel.close()
+            except Exception as e:
+                _logger.error("closing a TunChannel failed: %s", e)
 
     # -- the owner of a private daemon ------------------------------------------------
 

@@ -115,3 +115,29 @@ def connect_tap_bridge(tb, bridge, dev):
 
 def connect_fd_cross_init(tb, guid, cross_data):
     tb.connect_fd_cross_init(guid, cross_data)
+
+
+# -- TunChannel: an FdNetDevice's frames over UDP/TCP to another testbed's channel ----
+
+def create_tunchannel(tb, guid):
+    tb.create_tunchannel(guid)
+
+
+def connect_tunchannel_fd(tb, channel, dev):
+    tb.connect_tunchannel_fd(channel, dev)
+
+
+def tunchannel_cross_init_udp(tb, guid, cross_data):
+    tb.tunchannel_cross_init(guid, cross_data, "udp")
+
+
+def tunchannel_cross_compl_udp(tb, guid, cross_data):
+    tb.tunchannel_cross_compl(guid, cross_data, "udp")
+
+
+def tunchannel_cross_init_tcp(tb, guid, cross_data):
+    tb.tunchannel_cross_init(guid, cross_data, "tcp")
+
+
+def tunchannel_cross_compl_tcp(tb, guid, cross_data):
+    tb.tunchannel_cross_compl(guid, cross_data, "tcp")

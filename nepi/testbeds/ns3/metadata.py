@@ -45,6 +45,7 @@ _KIND_FUNCTIONS = {
     "wifi_error": dict(create_function=functions.create_deferred),
     "mobility": dict(create_function=functions.create_mobility),
     "mobility_pair": dict(create_function=functions.create_nothing),
+    "tunchannel": dict(create_function=functions.create_tunchannel),
     "application": dict(create_function=functions.create_object,
                         configure_function=functions.configure_application,
                         start_function=functions.start_application,

@@ -155,6 +155,8 @@ class TestbedController(testbed_impl.TestbedController):
 
     def do_setup(self) -> None:
         super().do_setup()
+        from nepi.testbeds.ns3.execute import check_emulation
+        check_emulation(self._create, self._testbed_attribute)   # before waiting for ns-3
         self._ensure_remote().do_setup()
 
     def _forward(name):

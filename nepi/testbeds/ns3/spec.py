@@ -65,7 +65,14 @@ CONNECTOR_TYPES = {
     "mb": dict(name="mb", help="Connector to the second mobility model of the pair", max=1,
                min=1),
     "fd": dict(name="->fd", help="File descriptor receptor of a file-descriptor device "
-               "(cross connection with a netns TAP/TUN interface)", max=1, min=0),
+               "(cross connection with a netns TAP/TUN interface, or an "
+               "ns3::Nepi::TunChannel of this testbed)", max=1, min=0),
+    "fd_provider": dict(name="fd->", help="File descriptor provider: the FdNetDevice whose "
+                        "frames this channel carries", max=1, min=0),
+    "udp": dict(name="udp", help="Frames tunneled over UDP datagrams to a TunChannel of "
+                "another testbed", max=1, min=0),
+    "tcp": dict(name="tcp", help="Frames tunneled over a TCP connection to a TunChannel of "
+                "another testbed", max=1, min=0),
     "tap": dict(name="tap", help="Connector to a ns3::TapBridge bridging this device", max=1,
                 min=0),
     "bridge": dict(name="bridge", help="Connector to the ns-3 device this TapBridge bridges "
@@ -219,8 +226,9 @@ FACTORIES = {
                              (), (), ["MaxPackets", "MaxBytes"]),
     "ns3::FdNetDevice": _f(
         "ns3::FdNetDevice", FC.CATEGORY_DEVICES, "device",
-        "Network device reading and writing frames on a file descriptor (cross connection "
-        "with a netns TAP interface; needs RealtimeSimulatorImpl and ChecksumEnabled)",
+        "Network device reading and writing Ethernet frames on a file descriptor: a netns "
+        "TAP interface's (->fd cross connection) or an ns3::Nepi::TunChannel's; needs "
+        "RealtimeSimulatorImpl and ChecksumEnabled",
         ["node", "fd"], ["fdpcap", "fdascii"], _DEVICE_TAGS,
         ["tun_proto", "tun_addr", "tun_port", "tun_key", "fd_tun_cipher"]),
     "ns3::TapBridge": _f(
@@ -247,6 +255,13 @@ FACTORIES = {
         "ns3::MatrixPropagationLossModel", FC.CATEGORY_LOSS_MODELS, "object",
         "Propagation loss given per pair of mobility models (ns3::Nepi::MobilityPair)",
         ["mobpair", "chan", "prev", "next"]),
+    "ns3::Nepi::TunChannel": _f(
+        None, FC.CATEGORY_TUNNELS, "tunchannel",
+        "NEPI-only element: carries the Ethernet frames of an FdNetDevice (fd->) over UDP or "
+        "TCP to a TunChannel of another testbed (udp/tcp cross connection), e.g. a netns "
+        "TunChannel feeding a TAP interface. Needs RealtimeSimulatorImpl and ChecksumEnabled",
+        ["fd_provider", "udp", "tcp"], (), [tags.TUNNEL],
+        ["tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher"]),
     "ns3::Nepi::MobilityPair": _f(
         None, FC.CATEGORY_LOSS_MODELS, "mobility_pair",
         "NEPI-only element: the loss between two mobility models of a "
@@ -337,21 +352,33 @@ CONNECTIONS = [
     (("ns3::Nepi::MobilityPair", "ma"), (MOBILITY_MODELS, "mp"), None, None),
     (("ns3::Nepi::MobilityPair", "mb"), (MOBILITY_MODELS, "mp"), None, None),
     (("ns3::TapBridge", "bridge"), (list(_TAPPABLE), "tap"), None, "connect_tap_bridge"),
+    (("ns3::Nepi::TunChannel", "fd->"), (["ns3::FdNetDevice"], "->fd"),
+     "connect_tunchannel_fd", None),
 ]
 
 # Cross connections: (local (factory, connector), far (testbed, factories, connector),
-# init, compl).
+# init, compl). A TunChannel joins any testbed's udp/tcp connector (the netns TunChannel
+# declares the mirror rule), as in NEPI 2.
 CROSS_CONNECTIONS = [
     (("ns3::FdNetDevice", "->fd"), ("netns", ("TapNodeInterface", "TunNodeInterface"), "fd->"),
      "connect_fd_cross_init", None),
+    (("ns3::Nepi::TunChannel", "udp"), (None, None, "udp"),
+     "tunchannel_cross_init_udp", "tunchannel_cross_compl_udp"),
+    (("ns3::Nepi::TunChannel", "tcp"), (None, None, "tcp"),
+     "tunchannel_cross_init_tcp", "tunchannel_cross_compl_tcp"),
 ]
+
+# Elements that exchange frames with the real world (the kernel drops packets without
+# checksums, and a simulation ahead of or behind the clock breaks real protocols).
+EMULATION_FACTORIES = ("ns3::FdNetDevice", "ns3::Nepi::TunChannel", "ns3::TapBridge")
 
 # Deployment orders (factories not named are appended by nepi, none is skipped).
 CREATE_ORDER = (["ns3::Node", "ns3::YansWifiChannel", "ns3::PointToPointChannel",
                  "ns3::CsmaChannel"] + PROTOCOLS + LOSS_MODELS + DELAY_MODELS
                 + ["ns3::MatrixPropagationLossModel"] + MOBILITY_MODELS
                 + ["ns3::Nepi::MobilityPair"] + WIRED_DEVICES
-                + ["ns3::FdNetDevice", "ns3::DropTailQueue"] + ERROR_MODELS
+                + ["ns3::FdNetDevice", "ns3::Nepi::TunChannel", "ns3::DropTailQueue"]
+                + ERROR_MODELS
                 + ["ns3::YansWifiPhy"] + WIFI_MACS + _WIFI_MANAGERS
                 + ["ns3::NistErrorRateModel", "ns3::YansErrorRateModel",
                    "ns3::WifiNetDevice", "ns3::TapBridge"] + APPLICATIONS)
