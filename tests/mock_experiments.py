@@ -11,6 +11,8 @@ Guids (one generator per ExperimentDescription):
                            iface1 10, iface2 11, app 12
 """
 
+import os
+
 import time
 
 from nepi.core.design import ExperimentDescription, FactoriesProvider
@@ -69,3 +71,33 @@ def wait_until(predicate, timeout=10.0, interval=0.01):
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def daemons_under(path):
+    """Live nepi daemon processes whose --root-dir is ``path`` or below it."""
+    import psutil
+    path = os.path.abspath(str(path))
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if "nepi.rpc.daemon_main" not in cmdline or "--root-dir" not in cmdline or \
+                proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        index = cmdline.index("--root-dir")
+        root = os.path.abspath(cmdline[index + 1]) if index + 1 < len(cmdline) else ""
+        if root == path or root.startswith(path + os.sep):
+            found.append(proc)
+    return found
+
+
+def runtime_files(root):
+    """Sockets, secrets, daemon records and pid files left under ``root``."""
+    import stat
+    left = []
+    for dirpath, _, files in os.walk(str(root)):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            if name.endswith(".pid") or name in ("secret", "daemon.json") or \
+                    stat.S_ISSOCK(os.lstat(full).st_mode):
+                left.append(full)
+    return left

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from mock_experiments import daemons_under, runtime_files
 
 from nepi.testbeds.mockbase import PING_TEXT
 
@@ -51,34 +52,6 @@ def write_design(path, daemons=(1, 7), setup=None):
                 tb.set_attribute_value("deployment_environment_setup", setup)
     path.write_text(exp.to_xml(), encoding="utf-8")
     return path
-
-
-def daemons_under(path):
-    """Live nepi daemon processes whose --root-dir is ``path`` or below it."""
-    path = os.path.abspath(str(path))
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmdline = proc.info["cmdline"] or []
-        if "nepi.rpc.daemon_main" not in cmdline or "--root-dir" not in cmdline or \
-                proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        index = cmdline.index("--root-dir")
-        root = os.path.abspath(cmdline[index + 1]) if index + 1 < len(cmdline) else ""
-        if root == path or root.startswith(path + os.sep):
-            found.append(proc)
-    return found
-
-
-def runtime_files(root):
-    """Sockets, secrets, daemon records and pid files left under ``root``."""
-    left = []
-    for dirpath, _, files in os.walk(str(root)):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            if name.endswith(".pid") or name in ("secret", "daemon.json") or \
-                    stat.S_ISSOCK(os.lstat(full).st_mode):
-                left.append(full)
-    return left
 
 
 def manifest(root):
