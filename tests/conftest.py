@@ -14,37 +14,9 @@ import time
 import psutil
 import pytest
 
-DAEMON_MODULE = "nepi.rpc.daemon_main"
+from mock_experiments import nepi_daemons
+
 LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-
-
-def _daemon_root(proc):
-    """The --root-dir of a nepi daemon process, or None if it is not one."""
-    try:
-        cmdline = proc.cmdline()
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    if DAEMON_MODULE not in cmdline or "--root-dir" not in cmdline:
-        return None
-    i = cmdline.index("--root-dir")
-    return os.path.abspath(cmdline[i + 1]) if i + 1 < len(cmdline) else None
-
-
-def _is_under(path, base):
-    base = os.path.abspath(base)
-    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def nepi_daemons(*bases):
-    """Live nepi daemon processes whose root dir is under one of ``bases``."""
-    found = []
-    for proc in psutil.process_iter():
-        root = _daemon_root(proc)
-        if root is not None and any(_is_under(root, b) for b in bases):
-            found.append(proc)
-    return found
 
 
 class _Guard:

@@ -73,22 +73,53 @@ def wait_until(predicate, timeout=10.0, interval=0.01):
         time.sleep(interval)
 
 
-def daemons_under(path):
-    """Live nepi daemon processes whose --root-dir is ``path`` or below it."""
+DAEMON_MODULE = "nepi.rpc.daemon_main"
+
+
+def _daemon_cmdline(proc):
+    """The command line of a live nepi daemon process, or None if it is not one."""
     import psutil
-    path = os.path.abspath(str(path))
+    try:
+        cmdline = proc.cmdline()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    return cmdline if DAEMON_MODULE in cmdline else None
+
+
+def _option(cmdline, name):
+    i = cmdline.index(name) if name in cmdline else -1
+    return cmdline[i + 1] if 0 <= i < len(cmdline) - 1 else None
+
+
+def _is_under(path, base):
+    base = os.path.abspath(str(base))
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def nepi_daemons(*bases):
+    """Live nepi daemon processes whose --root-dir is under one of ``bases``."""
+    import psutil
     found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmdline = proc.info["cmdline"] or []
-        if "nepi.rpc.daemon_main" not in cmdline or "--root-dir" not in cmdline or \
-                proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        index = cmdline.index("--root-dir")
-        root = os.path.abspath(cmdline[index + 1]) if index + 1 < len(cmdline) else ""
-        if root == path or root.startswith(path + os.sep):
+    for proc in psutil.process_iter():
+        cmdline = _daemon_cmdline(proc)
+        root = _option(cmdline, "--root-dir") if cmdline else None
+        if root is not None and any(_is_under(os.path.abspath(root), b) for b in bases):
             found.append(proc)
     return found
 
+
+def daemons_under(path):
+    """Live nepi daemon processes whose --root-dir is ``path`` or below it."""
+    return nepi_daemons(path)
+
+
+def testbed_daemons(testbed_id):
+    """Live testbed daemon processes of one testbed id (e.g. every ns3 simulator)."""
+    import psutil
+    return [proc for proc in psutil.process_iter()
+            if _option(_daemon_cmdline(proc) or [], "--testbed-id") == testbed_id]
 
 def runtime_files(root):
     """Sockets, secrets, daemon records and pid files left under ``root``."""

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-import pytest
 
 from mock_experiments import daemons_under, runtime_files
 
@@ -64,18 +62,6 @@ def write_no_app_design(path):
     tb.create("Node")
     path.write_text(exp.to_xml(), encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def no_daemon_left(tmp_path):
-    yield
-    left = daemons_under(tmp_path)
-    for proc in left:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    assert not left, "daemons left behind: %s" % [p.info["cmdline"] for p in left]
 
 
 # ---- nepi run on the main example -------------------------------------------------------

@@ -30,6 +30,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mock_experiments import testbed_daemons
+
 import netns_experiments as nx
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.errors import DeploymentError
@@ -138,18 +140,7 @@ class Cross:
 # -- checks -----------------------------------------------------------------------------
 
 def ns3_daemons():
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            cmdline = proc.cmdline()
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        if "nepi.rpc.daemon_main" in cmdline and "--testbed-id" in cmdline and \
-                cmdline[cmdline.index("--testbed-id") + 1] == "ns3":
-            found.append(proc.pid)
-    return set(found)
+    return {p.pid for p in testbed_daemons("ns3")}
 
 
 def loss(stdout):

@@ -76,18 +76,6 @@ def kill9(pid):
         time.sleep(0.02)
 
 
-@pytest.fixture(autouse=True)
-def no_daemon_left(tmp_path):
-    yield
-    left = daemons_under(tmp_path)
-    for proc in left:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    assert not left, "daemons left behind: %s" % [p.info["cmdline"] for p in left]
-
-
 @pytest.fixture
 def design(tmp_path):
     return write_design(tmp_path / "mock.xml")

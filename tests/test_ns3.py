@@ -19,6 +19,8 @@ import time
 import psutil
 import pytest
 
+from mock_experiments import testbed_daemons
+
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.errors import DeploymentError
 from nepi.util import proxy
@@ -42,18 +44,7 @@ P2P_RTT_NS = 41992188
 # -- helpers --------------------------------------------------------------------------
 
 def ns3_daemons():
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            cmdline = proc.cmdline()
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        if "nepi.rpc.daemon_main" in cmdline and "--testbed-id" in cmdline and \
-                cmdline[cmdline.index("--testbed-id") + 1] == "ns3":
-            found.append(proc)
-    return found
+    return testbed_daemons("ns3")
 
 
 @pytest.fixture(autouse=True)
