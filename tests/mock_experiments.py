@@ -115,7 +115,7 @@ def daemons_under(path):
     return nepi_daemons(path)
 
 
-def testbed_daemons(testbed_id):
+def daemons_of_testbed(testbed_id):
     """Live testbed daemon processes of one testbed id (e.g. every ns3 simulator)."""
     import psutil
     return [proc for proc in psutil.process_iter()

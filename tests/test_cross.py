@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mock_experiments import testbed_daemons
+from mock_experiments import daemons_of_testbed
 
 import netns_experiments as nx
 from nepi.core.design import ExperimentDescription, FactoriesProvider
@@ -140,7 +140,7 @@ class Cross:
 # -- checks -----------------------------------------------------------------------------
 
 def ns3_daemons():
-    return {p.pid for p in testbed_daemons("ns3")}
+    return {p.pid for p in daemons_of_testbed("ns3")}
 
 
 def loss(stdout):

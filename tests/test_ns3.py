@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from mock_experiments import testbed_daemons
+from mock_experiments import daemons_of_testbed
 
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.errors import DeploymentError
@@ -44,7 +44,7 @@ P2P_RTT_NS = 41992188
 # -- helpers --------------------------------------------------------------------------
 
 def ns3_daemons():
-    return testbed_daemons("ns3")
+    return daemons_of_testbed("ns3")
 
 
 @pytest.fixture(autouse=True)
