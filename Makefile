@@ -9,7 +9,8 @@ DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openss
 	procps systemd g++
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all install install-deb install-python test example example-design bench bench-deps lint clean
+.PHONY: all install install-deb install-python test example example-design bench bench-deps lint \
+	fuzz typeids clean
 
 all: test
 
@@ -62,6 +63,28 @@ bench:
 		$(PYTHON) "$$script" || exit 1; \
 	done; \
 	[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet"
+
+# Fuzz the design XML loader and netref parsing (tests/fuzz/fuzz_*.py) for FUZZ_SECONDS each;
+# not part of `make test`. The corpus grows in $(FUZZ_DIR)/NAME (seeded from
+# tests/fuzz/corpus/NAME); a crash is saved as $(FUZZ_DIR)/NAME-crash-* and fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= build/fuzz
+
+fuzz:
+	@$(PYTHON) -c 'import atheris' 2>/dev/null || $(PYTHON) -m pip install -e '.[fuzz]'
+	@for harness in tests/fuzz/fuzz_*.py; do \
+		name=$$(basename "$$harness" .py); name=$${name#fuzz_}; \
+		mkdir -p "$(FUZZ_DIR)/$$name"; \
+		echo "== $$harness ($(FUZZ_SECONDS) s)"; \
+		$(PYTHON) "$$harness" "$(FUZZ_DIR)/$$name" "tests/fuzz/corpus/$$name" \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+			-print_final_stats=1 -artifact_prefix="$(FUZZ_DIR)/$$name-" || exit 1; \
+	done
+
+# Regenerate the ns3 testbed's TypeId table from the installed ns3 wheel (commit the result;
+# tests/test_ns3_shim.py checks that the committed file is what this gives).
+typeids:
+	$(PYTHON) -m nepi.testbeds.ns3.gen_typeids nepi/testbeds/ns3/typeids.py
 
 lint:
 	@if $(PYTHON) -c 'import pyflakes' 2>/dev/null; then \

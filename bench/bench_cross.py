@@ -16,16 +16,19 @@ min/avg/max) and ``iperf3 -c B -t 5`` (TCP, A sends; receiver's rate).
   its FdNetDevice) run by an in-process ExperimentController (ns-3 in its private daemon);
   the measurement runs as netns Applications.
 * nepi (TunChannel udp): the same, but each FdNetDevice is fed by an ns3::Nepi::TunChannel
-  joined over UDP to a netns TunChannel on the TAP (two Python forwarders per direction).
+  joined over UDP (or TCP, ``--tun-proto``) to a netns TunChannel on the TAP (two Python
+  forwarders per direction); run twice: authenticated (the default tun_cipher: every frame
+  sealed with AES-256-GCM under the controller's link key) and PLAIN (the opt-out).
 * hand-written: a plain Python script with ``from ns import ns`` (helpers, FdNetDevice on
   TAP devices it creates itself and moves into namespaces it creates), run in a
   subprocess; the measurement runs through ``ip netns exec``.
 
 Printed side by side with the ratios nepi / hand-written (for RTT lower is better, for
-throughput higher is better). Needs root, the ns3 wheel, iperf3.
+throughput higher is better), and the cost of authentication: TunChannel authenticated /
+PLAIN. Needs root, the ns3 wheel, iperf3.
 
     sudo python bench/bench_cross.py [--pings N] [--seconds S] [--rate 1Gbps]
-                                     [--delay 1ms] [--no-tunchannel]
+                                     [--delay 1ms] [--no-tunchannel] [--tun-proto tcp]
 """
 
 import argparse
@@ -72,7 +75,9 @@ def parse(output):
 
 # -- nepi ---------------------------------------------------------------------------------
 
-def build_design(pings, seconds, tunchannel, rate=DATA_RATE, delay=DELAY):
+def build_design(pings, seconds, tunchannel, rate=DATA_RATE, delay=DELAY, cipher="AES",
+                 proto="udp"):
+    """``tunchannel``: TunChannels (``proto``, ``cipher``) instead of fd passing."""
     from nepi.core.design import ExperimentDescription, FactoriesProvider
     exp = ExperimentDescription()
     ns3 = exp.add_testbed_description(FactoriesProvider("ns3"))
@@ -117,10 +122,10 @@ def build_design(pings, seconds, tunchannel, rate=DATA_RATE, delay=DELAY):
         if tunchannel:
             mine, theirs = ns3.create("ns3::Nepi::TunChannel"), netns.create("TunChannel")
             for channel in (mine, theirs):
-                channel.set_attribute_value("tun_cipher", "PLAIN")
+                channel.set_attribute_value("tun_cipher", cipher)
             connect(mine, "fd->", fd, "->fd")
             connect(theirs, "->fd", tap, "fd->")
-            connect(mine, "udp", theirs, "udp")
+            connect(mine, proto, theirs, proto)
         else:
             connect(fd, "->fd", tap, "fd->")
         return node
@@ -149,10 +154,11 @@ def build_design(pings, seconds, tunchannel, rate=DATA_RATE, delay=DELAY):
     return exp, client.guid
 
 
-def run_nepi(pings, seconds, root, tunchannel, rate=DATA_RATE, delay=DELAY):
+def run_nepi(pings, seconds, root, tunchannel, rate=DATA_RATE, delay=DELAY, cipher="AES",
+             proto="udp"):
     from nepi.util import proxy
     from nepi.util.constants import DeploymentConfiguration as DC
-    exp, client = build_design(pings, seconds, tunchannel, rate, delay)
+    exp, client = build_design(pings, seconds, tunchannel, rate, delay, cipher, proto)
     started = time.time()
     controller = proxy.create_experiment_controller(
         exp.to_xml(), proxy.AccessConfiguration({DC.ROOT_DIRECTORY: root}))
@@ -281,6 +287,14 @@ def fmt_mbps(result):
     return "%.1f Mbit/s" % result["mbps"] if result.get("mbps") else "n/a"
 
 
+def avg_rtt(result):
+    return result["rtt"][1] if result.get("rtt") else None
+
+
+def fmt_avg(result):
+    return "%.3f ms" % avg_rtt(result) if result.get("rtt") else "n/a"
+
+
 def ratio(a, b):
     return "%.2f" % (a / b) if a and b else "n/a"
 
@@ -294,7 +308,9 @@ def main(argv=None) -> int:
     parser.add_argument("--delay", default=DELAY,
                         help="simulated p2p Delay (default %s)" % DELAY)
     parser.add_argument("--no-tunchannel", action="store_true",
-                        help="skip the TunChannel (udp) variant")
+                        help="skip the TunChannel variants")
+    parser.add_argument("--tun-proto", choices=("udp", "tcp"), default="udp",
+                        help="TunChannel transport (default udp)")
     parser.add_argument("--keep", metavar="DIR", help="keep nepi's root directories here")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -312,9 +328,11 @@ def main(argv=None) -> int:
         runs.append(("nepi (fd passing)", run_nepi(args.pings, args.seconds,
                                                    os.path.join(root, "fd"), False, *link)))
         if not args.no_tunchannel:
-            runs.append(("nepi (TunChannel udp)",
-                         run_nepi(args.pings, args.seconds, os.path.join(root, "tun"), True,
-                                  *link)))
+            for cipher, name in (("AES", "AES-GCM"), ("PLAIN", "PLAIN")):
+                runs.append(("nepi (TunChannel %s %s)" % (args.tun_proto, name),
+                             run_nepi(args.pings, args.seconds,
+                                      os.path.join(root, "tun-" + cipher), True, *link,
+                                      cipher=cipher, proto=args.tun_proto)))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -322,18 +340,25 @@ def main(argv=None) -> int:
     print("cross-testbed bench: netns A ==fd== ns-3 r1 --p2p %s, %s-- r2 ==fd== netns B"
           % (args.rate, args.delay))
     print("  %d pings (-i 0.2) A -> B, then iperf3 TCP %d s A -> B" % (args.pings, args.seconds))
-    print("  %-24s %-30s %-8s %-16s %s" % ("", "ping rtt min/avg/max", "loss", "iperf3 TCP",
+    print("  %-32s %-30s %-8s %-16s %s" % ("", "ping rtt min/avg/max", "loss", "iperf3 TCP",
                                           "deploy"))
     for label, r in runs:
-        print("  %-24s %-30s %-8s %-16s %s" % (label, fmt_rtt(r), r["loss"], fmt_mbps(r),
+        print("  %-32s %-30s %-8s %-16s %s" % (label, fmt_rtt(r), r["loss"], fmt_mbps(r),
                                               "%.1f s" % r["deploy"] if "deploy" in r
                                               else "-"))
         if r.get("error"):
             print("    error: %s" % r["error"])
     for label, r in runs[1:]:
         print("  ratio %s / hand-written: rtt avg %s, throughput %s"
-              % (label, ratio(r["rtt"] and r["rtt"][1], hand["rtt"] and hand["rtt"][1]),
+              % (label, ratio(avg_rtt(r), avg_rtt(hand)),
                  ratio(r.get("mbps"), hand.get("mbps"))))
+    if not args.no_tunchannel:
+        (_, sealed), (_, plain) = runs[-2:]
+        print("  cost of authentication, TunChannel AES-GCM / PLAIN: rtt avg %s (%s vs %s), "
+              "throughput %s (%s vs %s)"
+              % (ratio(avg_rtt(sealed), avg_rtt(plain)), fmt_avg(sealed), fmt_avg(plain),
+                 ratio(sealed.get("mbps"), plain.get("mbps")), fmt_mbps(sealed),
+                 fmt_mbps(plain)))
     return 0 if all(r.get("mbps") and r.get("rtt") for _, r in runs) else 1
 
 

@@ -7,6 +7,22 @@ class NepiError(Exception):
     """Base of every error nepi raises on purpose."""
 
 
+BRIEF_LIMIT = 80
+
+
+def brief(value: object, limit: int = BRIEF_LIMIT, quote: bool = True) -> str:
+    """``repr(value)`` (``str`` if not ``quote``) cut to ``limit`` characters, with the full
+    length when cut.
+
+    Error messages quote values from untrusted design files; a megabyte value must not be
+    echoed back whole."""
+    text = repr(value) if quote else str(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return "%s... (%d characters)" % (text[:limit], size)
+
+
 class AttributeValueError(NepiError, ValueError):
     """A value does not fit an attribute (type, range, allowed values or validation)."""
 
@@ -47,17 +63,17 @@ class Problem:
         text = "%s %d" % (what, self.guid)
         details = []
         if self.label:
-            details.append("label %r" % self.label)
+            details.append("label %s" % brief(self.label))
         if self.factory_id:
-            details.append(self.factory_id)
+            details.append(brief(self.factory_id, quote=False))
         if self.testbed:
-            details.append("testbed %s" % self.testbed)
+            details.append("testbed %s" % brief(self.testbed, quote=False))
         if details:
             text += " (" + ", ".join(details) + ")"
         return text
 
     def __str__(self) -> str:
-        attr = ", attribute %r" % self.attribute if self.attribute else ""
+        attr = ", attribute %s" % brief(self.attribute) if self.attribute else ""
         return "%s%s: %s" % (self.location(), attr, self.message)
 
     def __repr__(self) -> str:

@@ -105,9 +105,9 @@ class NepiKit:
         self._controllers.append(controller)
         return controller
 
-    def create_ec(self, xml, config):
+    def create_ec(self, xml, config, allowed_roots=None):
         from nepi.util import proxy
-        return self.track(proxy.create_experiment_controller(xml, config))
+        return self.track(proxy.create_experiment_controller(xml, config, allowed_roots))
 
     # -- state of the root dir --------------------------------------------------------
 

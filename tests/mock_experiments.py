@@ -12,10 +12,26 @@ Guids (one generator per ExperimentDescription):
 """
 
 import os
-
+import subprocess
+import sys
 import time
 
 from nepi.core.design import ExperimentDescription, FactoriesProvider
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli_env() -> dict:
+    """The environment for running nepi's commands from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def nepid_command(*args, timeout=120) -> subprocess.CompletedProcess:
+    """``nepid ARGS...`` in a subprocess (output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "nepi.cli.nepid_cmd"] + [str(a) for a in args],
+                          env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 # The 4-line trace every mock Application returns (daemons-and-tests.md 7.6).
 PING_TEXT = ("PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n"

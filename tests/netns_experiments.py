@@ -14,6 +14,7 @@ tests did, so the guids are NEPI 2's:
     routing (4.1 test 3):  desc 1, nodes 2 3 4, ifaces 5 6 7 8, switches 9 10, app 11
 """
 
+import contextlib
 import json
 import os
 import re
@@ -254,7 +255,7 @@ def wait_finished(controller, guid, timeout=20.0):
 
 # -- the host's state: namespaces, links, processes in other namespaces ----------------
 
-NAMESPACE_RE = re.compile(r"^nepi-([0-9a-f]+)-\d+$")
+NAMESPACE_RE = re.compile(r"^nepi-([0-9a-z]+)-\d+$")
 
 
 def namespaces():
@@ -332,6 +333,21 @@ def wait_nothing_new(before, timeout=5.0):
         if not any(left.values()) or time.monotonic() >= deadline:
             return left
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def nothing_left_behind(timeout=5.0):
+    """Yield the host state before the body; afterwards fail the test if the body left a
+    namespace, a link or bridge, or a process in another namespace (polled for up to
+    ``timeout``: the kernel frees a removed namespace's links asynchronously). Leftovers
+    are removed before failing, so that the next test starts clean."""
+    before = host_state()
+    yield before
+    left = wait_nothing_new(before, timeout)
+    if any(left.values()):
+        remove_leftovers(left)
+        import pytest
+        pytest.fail("the test left netns resources behind: %s" % left, pytrace=False)
 
 
 def remove_leftovers(left):

@@ -192,6 +192,9 @@ def clean_host(tmp_path, nepi_kit):
 
 # -- the forwarder alone (no root, no ns-3) ------------------------------------------------
 
+LINK_KEY = "5e" * 32          # what the controller would hand both ends
+
+
 def _channel_pair(proto):
     """Two TunChannels, each forwarding one end of a local socketpair; returns the
     channels and the 'device' ends (what a TAP or an FdNetDevice would hold)."""
@@ -199,8 +202,7 @@ def _channel_pair(proto):
     for _ in range(2):
         device, local = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         device.settimeout(5)
-        channel = TunChannel()
-        channel.tun_cipher = "PLAIN"
+        channel = TunChannel()                  # tun_cipher AES: authenticated
         channel.attach_socket(local)
         channel.bind(proto)
         channels.append(channel)
@@ -210,7 +212,7 @@ def _channel_pair(proto):
 
 def _join(a, b):
     for x, y in ((a, b), (b, a)):
-        x.connect_peer(y.tun_addr, y.tun_port, y.tun_proto, y.tun_cipher, y.tun_key)
+        x.connect_peer(y.tun_addr, y.tun_port, y.tun_proto, y.tun_cipher, LINK_KEY)
     a.wait(10)
     b.wait(10)
 
@@ -224,14 +226,14 @@ def _exchange(devices, tag):
 
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 def test_tunchannel_reconnects_to_a_restarted_peer(proto):
-    """Frames cross both ways; when the peer is replaced (its testbed restarted, new
-    port), connect_peer() again on the surviving channel joins the new one, keeping the
-    surviving endpoint (and what it published) unchanged."""
+    """Frames cross both ways, authenticated; when the peer is replaced (its testbed
+    restarted, new port, a new sender epoch under the same link key), connect_peer()
+    again on the surviving channel joins the new one, keeping the surviving endpoint (and
+    what it published) unchanged."""
     (a, b), devices = _channel_pair(proto)
     (b2, spare), devices2 = _channel_pair(proto)
     try:
         _join(a, b)
-        assert a.tun_key == b.tun_key                       # the lower key is agreed on
         _exchange(devices, b"1")
         b.close()
         port = a.tun_port
@@ -239,6 +241,8 @@ def test_tunchannel_reconnects_to_a_restarted_peer(proto):
         assert (a.tun_port, a.connections) == (port, 2)
         _exchange([devices[0], devices2[0]], b"2")
         assert a.forwarding and b2.forwarding
+        refused = ("frames_forged", "frames_replayed", "frames_malformed", "frames_oversized")
+        assert not any(a.counters()[name] for name in refused), a.counters()
     finally:
         for closable in [a, b, b2, spare] + devices + devices2:
             closable.close()
@@ -304,7 +308,8 @@ def test_tunchannel_udp_and_tcp_between_netns_and_ns3(tmp_path, nepi_kit, clean_
     channel joins a netns TunChannel over UDP, the other over TCP; each netns node's TAP
     is fed by its channel. Both netns nodes ping the simulated n1: 0% loss."""
     design = Cross(["udp", "tcp"])
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"))
+    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
+                                    allowed_roots=[str(tmp_path)])
     try:
         controller.start()
         for app in design.apps:
@@ -333,7 +338,8 @@ def test_emulation_needs_realtime_and_checksums(tmp_path, nepi_kit, clean_host):
     a simulator that is not realtime, or without checksums, fails with the reason."""
     design = Cross(["udp"])
     design.ns3.set_attribute_value("ChecksumEnabled", False)
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"))
+    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
+                                    allowed_roots=[str(tmp_path)])
     try:
         with pytest.raises(DeploymentError) as info:
             controller.start()
@@ -355,7 +361,7 @@ def test_cross_links_survive_ec_daemon_kill9_and_recovery(tmp_path, nepi_kit, cl
     design = Cross(["fd", "udp"], ping="ping -n -c 25 -i 0.2 " + TARGET,
                    ns3_mode=DC.MODE_DAEMON, netns_mode=DC.MODE_DAEMON, root=tmp_path)
     config = nepi_kit.ec_config(tmp_path)
-    controller = nepi_kit.create_ec(design.xml(), config)
+    controller = nepi_kit.create_ec(design.xml(), config, allowed_roots=[str(tmp_path)])
     controller.start()
     pids = {g: nepi_kit.testbed_pid(tmp_path, g) for g in (design.ns3.guid,
                                                            design.netns.guid)}
@@ -363,7 +369,7 @@ def test_cross_links_survive_ec_daemon_kill9_and_recovery(tmp_path, nepi_kit, cl
     assert all(not controller.is_finished(app.guid) for app in design.apps)
     nepi_kit.kill9(controller.pid)
     config.set_attribute_value(DC.RECOVER, True)
-    recovered = nepi_kit.create_ec(design.xml(), config)
+    recovered = nepi_kit.create_ec(design.xml(), config, allowed_roots=[str(tmp_path)])
     assert recovered.failed_testbeds() == {}
     assert {g: nepi_kit.testbed_pid(tmp_path, g) for g in pids} == pids
     assert {g: nepi_kit.start_time(pid) for g, pid in pids.items()} == starts
@@ -392,7 +398,8 @@ def test_ns3_restart_redoes_fd_and_tunchannel_cross_connections(tmp_path, nepi_k
     ns3 TunChannel. New pings over both links cross with 0% loss."""
     design = Cross(["fd", "udp"], ns3_mode=DC.MODE_DAEMON, root=tmp_path,
                    ns3_policy=DC.POLICY_RESTART)
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"))
+    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
+                                    allowed_roots=[str(tmp_path)])
     controller.start()
     for app in design.apps:
         assert " 0% packet loss" in ping_result(controller, app)
@@ -427,7 +434,8 @@ def test_netns_restart_redoes_fd_and_tunchannel_cross_connections(tmp_path, nepi
     design = Cross(["fd", "udp"], ns3_mode=DC.MODE_DAEMON, netns_mode=DC.MODE_DAEMON,
                    root=tmp_path)
     design.netns.set_attribute_value(DC.RECOVERY_POLICY, DC.POLICY_RESTART)
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"))
+    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
+                                    allowed_roots=[str(tmp_path)])
     controller.start()
     for app in design.apps:
         assert " 0% packet loss" in ping_result(controller, app)
@@ -474,5 +482,5 @@ def test_example_tunchannel_cross(tmp_path, clean_host):
     assert "5 packets transmitted, 5 received, 0% packet loss" in out, out
     assert re.search(r"^ns3::Nepi::TunChannel \d+: udp 127\.0\.0\.1:\d+$", out, re.M), out
     assert re.search(r"^TunChannel \d+: udp 127\.0\.0\.1:\d+$", out, re.M), out
-    assert "unencrypted" not in proc.stderr          # PLAIN on both ends: no warning
+    assert "unauthenticated" not in proc.stderr      # AES on both ends: no PLAIN warning
     assert (root / "execute.xml").exists()

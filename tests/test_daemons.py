@@ -84,7 +84,8 @@ def test_daemonized_testbed_integration(tmp_path, nepi_kit):
     """8.4.4: the testbed is a daemon in root_dir; the EC is in-process."""
     exp_desc, desc = make_test_experiment()[:2]
     nepi_kit.daemon_testbed(desc, root=tmp_path, env_setup=nepi_kit.ENV_SETUP)
-    controller = nepi_kit.create_ec(exp_desc.to_xml(), None)
+    # NEPI 2 put the testbed beside, not inside, the experiment's root: allowed here
+    controller = nepi_kit.create_ec(exp_desc.to_xml(), None, allowed_roots=[str(tmp_path)])
     controller.start()
     check_single_run(controller)
     entry = nepi_kit.manifest(controller.root_dir)["daemons"]["testbed-1"]
@@ -160,7 +161,7 @@ def test_cross_integration_with_testbed_daemons(tmp_path, nepi_kit, ec_mode):
         nepi_kit.daemon_testbed(desc2, root=tmp_path / "tb7", env_setup=nepi_kit.ENV_SETUP)
         config = proxy.AccessConfiguration()
         config.set_attribute_value(DC.ROOT_DIRECTORY, str(tmp_path / "ec"))
-    controller = nepi_kit.create_ec(exp_desc.to_xml(), config)
+    controller = nepi_kit.create_ec(exp_desc.to_xml(), config, allowed_roots=[str(tmp_path)])
     controller.start()
     cross1 = controller.get(5, "cross")
     cross2 = controller.get(10, "cross")
@@ -404,7 +405,7 @@ def test_deployment_error_from_a_failing_daemon_keeps_its_type(tmp_path, nepi_ki
     else:
         config = proxy.AccessConfiguration()
         config.set_attribute_value(DC.ROOT_DIRECTORY, str(tmp_path / "ec"))
-    controller = nepi_kit.create_ec(exp_desc.to_xml(), config)
+    controller = nepi_kit.create_ec(exp_desc.to_xml(), config, allowed_roots=[str(tmp_path)])
     with pytest.raises(DeploymentError) as info:
         controller.start()
     err = info.value

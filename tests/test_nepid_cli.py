@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mock_experiments import daemons_under, runtime_files
+from mock_experiments import cli_env, daemons_under, nepid_command, runtime_files
 
 from nepi.testbeds.mockbase import PING_TEXT
 
@@ -24,15 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "mock_design.py"
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def nepid(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "nepi.cli.nepid_cmd"] + [str(a) for a in args],
-                          env=_env(), capture_output=True, text=True, timeout=timeout)
+_env = cli_env
+nepid = nepid_command
 
 
 def _example():

@@ -135,7 +135,7 @@ def test_connectors_and_traces(provider):
     tun = provider.factory("ns3::Nepi::TunChannel")
     assert [c.name for c in tun.connector_types] == ["fd->", "udp", "tcp"]
     assert tun.box_attributes.get_attribute_list() == [
-        "tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher", "label"]
+        "tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher", "tun_stats", "label"]
     for proto in ("udp", "tcp"):
         # the netns TunChannel declares the mirror rule: both ends accept the link
         assert tun.connector_type(proto).can_connect("netns", "TunChannel", proto,

@@ -97,7 +97,8 @@ def _check_experiment(controller):
 def test_testbed_daemon_over_ssh(sshd, tmp_path):
     exp, desc, *_ = make_test_experiment()
     _ssh_settings(desc, sshd, tmp_path / "remote-testbed")
-    controller = proxy.create_experiment_controller(exp.to_xml(), None)
+    controller = proxy.create_experiment_controller(exp.to_xml(), None,
+                                                      allowed_roots=[str(tmp_path)])
     try:
         controller.start()
         _check_experiment(controller)
@@ -138,7 +139,8 @@ def test_wrong_key_is_a_clear_error(sshd, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
                    check=True)
     desc.set_attribute_value(DC.DEPLOYMENT_KEY, str(other))
-    controller = proxy.create_experiment_controller(exp.to_xml(), None)
+    controller = proxy.create_experiment_controller(exp.to_xml(), None,
+                                                      allowed_roots=[str(tmp_path)])
     with pytest.raises(Exception, match="ssh root@localhost:%d failed" % sshd["port"]):
         controller.start()
     controller.shutdown()

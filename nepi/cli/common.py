@@ -217,3 +217,9 @@ def human_duration(seconds) -> str:
 
 def plural(n: int, word: str) -> str:
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def allow_root_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-root", action="append", default=[], metavar="PATH",
+                        help="let the design's testbeds keep files under PATH, outside "
+                             "the root dir (repeatable)")

@@ -1,23 +1,28 @@
 """``nepid``: the experiment-controller daemon and its root directory.
 
     nepid start   --root-dir DIR [--foreground] [--log-level Error|Debug]
+                  [--listen HOST:PORT --tls-dir TLSDIR | --no-listen]
     nepid status  --root-dir DIR
     nepid stop    --root-dir DIR [--no-traces]
     nepid run     FILE.xml --root-dir DIR [--log-level L] [-q]
     nepid recover --root-dir DIR [--log-level L]
     nepid clean   --root-dir DIR [--force]
+    nepid certs   --tls-dir TLSDIR [--client NAME]... [--host NAME_OR_IP]...
+
+status, stop and run reach a nepid on another host with ``--connect HOST:PORT --tls-dir
+TLSDIR [--client NAME]`` instead of ``--root-dir`` (mutual TLS, see nepi.rpc.tls).
 
 Exit status: 0 success; 1 failure (refused, failed deployment, daemon not answering);
 2 usage; 3 nepid is not running (status, stop); 130 interrupted.
 """
 
 import argparse
-import hashlib
 import os
 import sys
 from typing import Dict, List, NamedTuple, Optional
 
 from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, CliError,
+                             allow_root_argument,
                              command_main, command_parser, err, human_duration,
                              load_valid_design, out, plural, testbed_status_name)
 
@@ -35,7 +40,52 @@ class Command(NamedTuple):
 # ---- helpers ----------------------------------------------------------------------------
 
 def _root(args) -> str:
+    if args.root_dir is None:
+        raise CliError("--root-dir DIR is required (or --connect HOST:PORT --tls-dir DIR)",
+                       EXIT_USAGE)
     return os.path.abspath(args.root_dir)
+
+
+def _remote_arguments(parser) -> None:
+    parser.add_argument("--connect", metavar="HOST:PORT",
+                        help="reach the nepid listening there (`nepid start --listen`) over "
+                             "mutual TLS, instead of the one of --root-dir")
+    parser.add_argument("--tls-dir", metavar="DIR",
+                        help="with --connect: the `nepid certs` directory (or a copy holding "
+                             "ca.crt and clients/NAME.crt, clients/NAME.key)")
+    parser.add_argument("--client", metavar="NAME",
+                        help="with --connect: the client certificate to use (default: the "
+                             "only one in DIR/clients)")
+
+
+def _target(args):
+    """``(proxy, root_dir)``: the nepid of --connect (root_dir None: it runs elsewhere),
+    or the one serving --root-dir (proxy None if none runs there)."""
+    from nepi.errors import ControllerUnreachableError
+    from nepi.rpc.ec_client import attach_ec_over_tls
+    from nepi.rpc.tls import client_files
+    if not args.connect:
+        if args.tls_dir or args.client:
+            raise CliError("--tls-dir and --client go with --connect", EXIT_USAGE)
+        root_dir = _root(args)
+        return _attach(root_dir), root_dir
+    if args.root_dir is not None:
+        raise CliError("give --root-dir or --connect, not both", EXIT_USAGE)
+    if not args.tls_dir:
+        raise CliError("--connect needs --tls-dir", EXIT_USAGE)
+    try:
+        return attach_ec_over_tls(args.connect, client_files(args.tls_dir, args.client)), None
+    except ControllerUnreachableError as e:
+        raise CliError("cannot reach nepid at %s: %s" % (args.connect, e)) from e
+
+
+def _how(args, root_dir: Optional[str]) -> str:
+    """The options naming the same nepid again, for the hints we print."""
+    if root_dir is not None:
+        return "--root-dir %s" % root_dir
+    return "--connect %s --tls-dir %s%s" % (args.connect, args.tls_dir,
+                                            " --client %s" % args.client if args.client
+                                            else "")
 
 
 def _log_level(text: str) -> str:
@@ -89,17 +139,12 @@ def _print_status(status: dict) -> None:
         out("testbeds:")
         for line in _testbed_table(testbeds):
             out(line)
-
-
-def _leftover_files(root_dir: str) -> List[str]:
-    """Runtime files of daemons (sockets, secrets, records, pid files) under root_dir and
-    under each testbed root it names."""
-    found = []
-    for layout in _layouts(root_dir):
-        for path in _runtime_files(layout):
-            if os.path.lexists(path):
-                found.append(path)
-    return found
+    for tb in testbeds:                      # refused frames show who knocked at a channel
+        channels = tb.get("channels")
+        if channels:
+            out("tunchannels of testbed %s: %s" % (tb.get("guid"), ", ".join(
+                "%s %s" % (name.replace("_", " "), value)
+                for name, value in sorted(channels.items()))))
 
 
 def _report_not_running(root_dir: str) -> int:
@@ -111,7 +156,8 @@ def _report_not_running(root_dir: str) -> int:
     if state:
         out("experiment state recorded in manifest.json: %s" % state)
     entries = daemon_entries(root_dir)
-    files = _leftover_files(root_dir)
+    from nepi.rpc.cleanup import leftover_files
+    files = leftover_files(root_dir)
     if entries or files:
         out("leftovers:")
         for entry in entries:
@@ -138,15 +184,35 @@ def _refuse_leftovers(root_dir: str) -> None:
 # ---- start ------------------------------------------------------------------------------
 
 def _start_arguments(parser) -> None:
+    allow_root_argument(parser)
     parser.add_argument("--foreground", action="store_true",
                         help="run in this process (for systemd) instead of detaching")
     parser.add_argument("--log-level", type=_log_level, default="Error", metavar="LEVEL",
                         help="Error (default) or Debug")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="also serve remote clients on TCP, with mutual TLS (port 0: any "
+                             "free port); remembered in DIR for restarts")
+    parser.add_argument("--tls-dir", metavar="TLSDIR",
+                        help="with --listen: the `nepid certs` directory")
+    parser.add_argument("--no-listen", action="store_true",
+                        help="forget a --listen remembered in DIR")
+
+
+def _listen_arguments(args) -> List[str]:
+    if bool(args.listen) != bool(args.tls_dir):
+        raise CliError("--listen and --tls-dir go together", EXIT_USAGE)
+    if args.listen and args.no_listen:
+        raise CliError("--listen and --no-listen exclude each other", EXIT_USAGE)
+    if args.listen:
+        return ["--listen", args.listen, "--tls-dir", os.path.abspath(args.tls_dir)]
+    return ["--no-listen"] if args.no_listen else []
 
 
 def cmd_start(args) -> int:
     from nepi.cli.rootdir import nepid_lock_pid
+    from nepi.rpc.ec_client import nepid_arguments
     root_dir = _root(args)
+    listen = _listen_arguments(args)
     pid = nepid_lock_pid(root_dir)
     if pid is not None:
         raise CliError("already running (pid %s) serving %s" % (pid, root_dir))
@@ -157,11 +223,15 @@ def cmd_start(args) -> int:
             "%s` ends it; log: %s" % (os.getpid(), root_dir, root_dir,
                                       os.path.join(root_dir, "logs", "nepid.log")))
         sys.stdout.flush()
-        return daemon_main.main(["ec", "--root-dir", root_dir, "--foreground", "--recover",
-                                 "--log-level", args.log_level])
+        return daemon_main.main(["ec", "--root-dir", root_dir, "--foreground"] +
+                                nepid_arguments(root_dir, args.log_level, True,
+                                                args.allow_root) + listen)
     from nepi.rpc.launcher import launch
-    record = launch("ec", root_dir, ["--log-level", args.log_level, "--recover"])
+    record = launch("ec", root_dir, nepid_arguments(root_dir, args.log_level, True,
+                                                    args.allow_root) + listen)
     out("nepid started (pid %s) serving %s" % (record.get("pid"), root_dir))
+    if record.get("listen"):
+        _print_listen(record)
     proxy = _attach(root_dir)
     if proxy is not None:
         try:
@@ -177,17 +247,24 @@ def cmd_start(args) -> int:
 
 # ---- status -----------------------------------------------------------------------------
 
+def _print_listen(info: dict) -> None:
+    out("listening on %s (mutual TLS: clients need %s and a certificate of it)"
+        % (info["listen"], os.path.join(info.get("tls_dir") or "TLSDIR", "ca.crt")))
+
+
 def cmd_status(args) -> int:
-    root_dir = _root(args)
-    proxy = _attach(root_dir)
+    proxy, root_dir = _target(args)
     if proxy is None:
         return _report_not_running(root_dir)
     try:
         status = proxy.daemon_status()
     finally:
         proxy.close()
-    out("nepid running (pid %s) serving %s, up %s" % (status.get("pid"), root_dir,
-                                                     human_duration(status.get("uptime"))))
+    out("nepid running (pid %s) serving %s%s, up %s"
+        % (status.get("pid"), status.get("root_dir") or root_dir,
+           "" if root_dir else " on %s" % args.connect, human_duration(status.get("uptime"))))
+    if status.get("listen"):
+        _print_listen(status["listen"])
     _print_status(status)
     return EXIT_OK
 
@@ -202,8 +279,7 @@ def _stop_arguments(parser) -> None:
 def cmd_stop(args) -> int:
     from nepi.cli.progress import one_line
     from nepi.cli.traces import TRACES_DIR, copy_traces
-    root_dir = _root(args)
-    proxy = _attach(root_dir)
+    proxy, root_dir = _target(args)
     if proxy is None:
         return _report_not_running(root_dir)
     pid = proxy.pid
@@ -215,17 +291,23 @@ def cmd_stop(args) -> int:
         except Exception as e:
             problems.append("stopping the experiment failed: %s" % one_line(e))
     copied = None
-    if state in ("started", "stopped") and not args.no_traces:
+    if state in ("started", "stopped") and not args.no_traces and root_dir is not None:
         copied = copy_traces(proxy, root_dir)
         problems += copied.errors
+    remote_root = proxy.root_dir
     proxy.shutdown()
-    left = _leftover_files(root_dir)
+    from nepi.rpc.cleanup import leftover_files
+    left = leftover_files(root_dir) if root_dir is not None else []
     out("nepid (pid %s) stopped; the experiment (%s) was shut down" % (pid, state))
     if copied is not None:
         out("traces: %s (%s)" % (os.path.join(root_dir, TRACES_DIR),
                                  plural(len(copied.written), "file")))
-    out("kept: logs in %s, experiment.xml and execute.xml in %s"
-        % (os.path.join(root_dir, "logs"), root_dir))
+    if root_dir is None:
+        out("kept on %s: logs, traces, experiment.xml and execute.xml in %s"
+            % (args.connect, remote_root))
+    else:
+        out("kept: logs in %s, experiment.xml and execute.xml in %s"
+            % (os.path.join(root_dir, "logs"), root_dir))
     for path in left:
         problems.append("left behind: %s (`nepid clean` removes it)" % path)
     for problem in problems:
@@ -236,6 +318,7 @@ def cmd_stop(args) -> int:
 # ---- run --------------------------------------------------------------------------------
 
 def _run_arguments(parser) -> None:
+    allow_root_argument(parser)
     parser.add_argument("file", metavar="FILE.xml", help="experiment design file ('-' reads stdin)")
     parser.add_argument("--log-level", type=_log_level, default="Error", metavar="LEVEL",
                         help="log level of a nepid started by this command")
@@ -252,17 +335,19 @@ def cmd_run(args) -> int:
     if loaded is None:
         return EXIT_PROBLEMS
     xml, data = loaded
-    root_dir = _root(args)
     say = (lambda line="": None) if args.quiet else out
-    proxy = _attach(root_dir)
+    proxy, root_dir = _target(args)
+    how = _how(args, root_dir)
     started_here = False
-    if proxy is None:
+    if root_dir is None:
+        root_dir = proxy.root_dir      # on the nepid host: for messages only
+    elif proxy is None:
         if nepid_lock_pid(root_dir) is not None:
             raise CliError("nepid in %s is starting or hung; try again or `nepid clean`"
                            % root_dir)
         _refuse_leftovers(root_dir)
         os.makedirs(root_dir, exist_ok=True)
-        proxy = start_nepid(root_dir, args.log_level)
+        proxy = start_nepid(root_dir, args.log_level, allowed_roots=args.allow_root)
         started_here = True
         say("nepid started (pid %s) serving %s" % (proxy.pid, root_dir))
     testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
@@ -270,7 +355,7 @@ def cmd_run(args) -> int:
     pid = proxy.pid
     try:
         try:
-            proxy.submit(xml)
+            proxy.submit(xml, args.allow_root)
             say("submitted %s (%s, %s); deploying" % (
                 args.file, plural(len(testbeds), "testbed"),
                 plural(len(data.box_guids()), "element")))
@@ -279,8 +364,7 @@ def cmd_run(args) -> int:
         except KeyboardInterrupt:
             display.close()
             err("%s: no longer following; the deployment goes on in nepid (pid %s): "
-                "`nepid status --root-dir %s`, `nepid stop --root-dir %s`"
-                % (PROG, pid, root_dir, root_dir))
+                "`nepid status %s`, `nepid stop %s`" % (PROG, pid, how, how))
             return EXIT_INTERRUPTED
         except Exception:
             display.close()
@@ -306,8 +390,8 @@ def cmd_run(args) -> int:
     if not args.quiet:
         for line in _testbed_table(status.get("testbeds") or []):
             out(line)
-    out("query it:  nepid status --root-dir %s" % root_dir)
-    out("stop it:   nepid stop --root-dir %s" % root_dir)
+    out("query it:  nepid status %s" % how)
+    out("stop it:   nepid stop %s" % how)
     return EXIT_OK
 
 
@@ -379,153 +463,13 @@ def cmd_recover(args) -> int:
 
 # ---- clean ------------------------------------------------------------------------------
 
-class _Layout(NamedTuple):
-    root_dir: str
-    role: str
-
-
-def _testbed_roots(root_dir: str) -> Dict[int, tuple]:
-    """testbed guid -> (testbed id, its root directory), from every record we have."""
-    from nepi.cli.rootdir import manifest
-    from nepi.core.execute import DEPLOYMENT_JSON, DESIGN_XML, EXECUTE_XML
-    from nepi.util.constants import DeploymentConfiguration as DC
-    from nepi.util.files import read_json
-    roots: Dict[int, list] = {}
-    for name in (EXECUTE_XML, DESIGN_XML):
-        path = os.path.join(root_dir, name)
-        if not os.path.exists(path):
-            continue
-        try:
-            from nepi.util.parser._xml import XmlExperimentParser
-            with open(path, "rb") as f:
-                data = XmlExperimentParser().from_xml_to_data(f.read(), source=path)
-        except Exception:
-            continue
-        for guid in data.testbed_guids():
-            root = data.get_attribute_data(guid, DC.ROOT_DIRECTORY)
-            roots.setdefault(guid, [data.get_testbed_data(guid)[0], None])
-            if root not in (None, "."):
-                roots[guid][1] = root if os.path.isabs(root) else os.path.join(root_dir, root)
-        break
-    try:
-        deployment = read_json(os.path.join(root_dir, DEPLOYMENT_JSON), {}) or {}
-    except ValueError:
-        deployment = {}
-    for key, config in deployment.items():
-        try:
-            guid = int(key)
-        except ValueError:
-            continue
-        if isinstance(config, dict) and config.get(DC.ROOT_DIRECTORY):
-            roots.setdefault(guid, [None, None])[1] = config[DC.ROOT_DIRECTORY]
-    try:
-        daemons = manifest(root_dir).get("daemons", {}) or {}
-    except ValueError:
-        daemons = {}
-    for entry in daemons.values():
-        guid = entry.get("testbed_guid") if isinstance(entry, dict) else None
-        if guid is None:
-            continue
-        item = roots.setdefault(guid, [None, None])
-        item[0] = item[0] or entry.get("testbed_id")
-        item[1] = item[1] or entry.get("root_dir")
-    for guid, item in roots.items():
-        if item[1] is None:
-            item[1] = os.path.join(root_dir, "testbeds", str(guid))
-    testbeds_dir = os.path.join(root_dir, "testbeds")
-    if os.path.isdir(testbeds_dir):
-        for name in os.listdir(testbeds_dir):
-            if name.isdigit() and int(name) not in roots:
-                roots[int(name)] = [None, os.path.join(testbeds_dir, name)]
-    return {g: (tid, os.path.abspath(root)) for g, (tid, root) in roots.items()}
-
-
-def _layouts(root_dir: str) -> List[_Layout]:
-    layouts = [_Layout(root_dir, "ec")]
-    try:
-        roots = _testbed_roots(root_dir)
-    except Exception:
-        roots = {}
-    for _, (_, root) in sorted(roots.items()):
-        layouts.append(_Layout(root, "testbed"))
-    return layouts
-
-
-def _socket_paths(run_dir: str, name: str) -> List[str]:
-    """Where a daemon's socket may be: in run/, or (long paths) in the short owner-only
-    directory nepi.rpc.security.socket_path uses (computed without creating it)."""
-    from nepi.rpc.security import runtime_base
-    digest = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:16]
-    return [os.path.join(run_dir, name),
-            os.path.join(runtime_base(), "nepi-%d-%s" % (os.getuid(), digest), name)]
-
-
-def _runtime_files(layout: _Layout) -> List[str]:
-    from nepi.rpc.layout import DaemonLayout
-    dl = DaemonLayout(layout.root_dir, layout.role)
-    return [dl.pid_file, dl.secret_file, dl.record_file] + \
-        _socket_paths(dl.run_dir, dl.name + ".sock")
-
-
-def _names_dir(cmdline: List[str], directory: str) -> bool:
-    directory = os.path.abspath(directory)
-    for arg in cmdline:
-        for part in (arg, arg.split("=", 1)[-1]):
-            if part == directory or part.startswith(directory + os.sep):
-                return True
-    return False
-
-
-def _our_daemons(root_dir: str, roots: List[str]) -> Dict[int, str]:
-    """pid -> description of every nepi daemon process of this root dir: holders of the
-    pid locks whose command line names the dir, and nepi.rpc.daemon_main processes whose
-    --root-dir lies in it (a daemon of another root dir is never included)."""
-    import psutil
-    from nepi.rpc.layout import DaemonLayout
-    from nepi.rpc.pidlock import is_locked, read_pid
-    found: Dict[int, str] = {}
-    for root, role in [(root_dir, "ec")] + [(r, "testbed") for r in roots]:
-        pid_file = DaemonLayout(root, role).pid_file
-        if not is_locked(pid_file):
-            continue
-        pid = read_pid(pid_file)
-        try:
-            cmdline = psutil.Process(pid).cmdline() if pid else []
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if _names_dir(cmdline, root):
-            found[pid] = "%s daemon holding %s" % ("nepid" if role == "ec" else "testbed",
-                                                   pid_file)
-    me = os.getpid()
-    for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
-        try:
-            cmdline = proc.info["cmdline"] or []
-            if proc.info["pid"] == me or "nepi.rpc.daemon_main" not in cmdline:
-                continue
-            if proc.info["uids"] is not None and proc.info["uids"].real != os.getuid():
-                continue
-            if "--root-dir" not in cmdline:
-                continue
-            index = cmdline.index("--root-dir")
-            target = cmdline[index + 1] if index + 1 < len(cmdline) else ""
-            if any(os.path.abspath(target) == r or os.path.abspath(target).startswith(
-                    r + os.sep) for r in [root_dir] + roots):
-                found.setdefault(proc.info["pid"], "nepi daemon serving %s" % target)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-            continue
-    return found
-
-
 def _clean_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="clean even if nepid answers (kills it and its experiment)")
 
 
 def cmd_clean(args) -> int:
-    from nepi.cli.rootdir import daemon_entries
-    from nepi.rpc.liveness import is_same_process, kill_process
-    from nepi.rpc.manifest import Manifest
-    from nepi.util.proxy import cleanup_testbed
+    from nepi.rpc.cleanup import clean_root
     root_dir = _root(args)
     if not os.path.isdir(root_dir):
         raise CliError("%s is not a directory" % root_dir, EXIT_USAGE)
@@ -541,128 +485,90 @@ def cmd_clean(args) -> int:
             raise CliError("nepid (pid %s) is running and answering in %s: use `nepid stop "
                            "--root-dir %s` (or `nepid clean --force` to kill it)"
                            % (pid, root_dir, root_dir))
-    removed: List[str] = []
-    problems: List[str] = []
-    killed: List[str] = []
-    try:
-        entries = daemon_entries(root_dir)
-    except ValueError as e:
-        entries = []
-        problems.append("manifest.json is unreadable (%s); cleaning what the pid files "
-                        "show" % e)
-    testbeds = _testbed_roots(root_dir)
-    roots = sorted({root for _, root in testbeds.values()} |
-                   {os.path.abspath(d.entry["root_dir"]) for d in entries
-                    if d.entry.get("root_dir") and d.key != "ec"})
-
-    # 1. processes: nepid first (so it cannot react to its testbeds dying), then testbeds
-    for entry in entries:
-        pid, start = entry.entry.get("pid"), entry.entry.get("start_time")
-        if entry.alive:
-            if kill_process(pid, start):
-                killed.append(entry.describe().replace("still running", "killed"))
-            else:
-                problems.append("could not kill %s" % entry.describe())
-    for pid, what in sorted(_our_daemons(root_dir, roots).items()):
-        if not is_same_process(pid, None):
-            continue
-        if kill_process(pid, None):
-            killed.append("%s, pid %s: killed" % (what, pid))
-        else:
-            problems.append("could not kill %s (pid %s)" % (what, pid))
-
-    # 2. testbed leftovers (namespaces, processes, ...) through each testbed's hook
-    cleaned = []
-    for guid, (testbed_id, root) in sorted(testbeds.items()):
-        if not testbed_id:
-            continue
-        try:
-            cleanup_testbed(testbed_id, root)
-            cleaned.append("testbed %s (%s)" % (guid, testbed_id))
-        except Exception as e:
-            problems.append("cleaning testbed %s (%s) failed: %s" % (guid, testbed_id, e))
-
-    # 3. runtime files: sockets, secrets, records, pid files (never logs, traces or XML)
-    from nepi.rpc.pidlock import is_locked
-    for layout in _layouts(root_dir):
-        files = _runtime_files(layout)
-        for path in files:
-            if not os.path.lexists(path):
-                continue
-            if path.endswith(".pid") and is_locked(path):
-                problems.append("%s is still locked by a live process" % path)
-                continue
-            try:
-                os.unlink(path)
-                removed.append(path)
-            except OSError as e:
-                problems.append("cannot remove %s: %s" % (path, e.strerror or e))
-        for directory in {os.path.dirname(p) for p in files if not p.endswith(".pid")}:
-            try:
-                os.rmdir(directory)      # only if now empty
-            except OSError:
-                pass
-    for entry in entries:
-        sock = entry.entry.get("socket")
-        if sock and os.path.lexists(sock) and not os.path.isdir(sock):
-            try:
-                os.unlink(sock)
-                removed.append(sock)
-            except OSError as e:
-                problems.append("cannot remove %s: %s" % (sock, e.strerror or e))
-
-    # 4. the manifest: no daemon left, experiment shut down
-    manifest_path = os.path.join(root_dir, "manifest.json")
-    if os.path.exists(manifest_path) or entries:
-        try:
-            manifest = Manifest(root_dir)
-            for entry in entries:
-                manifest.remove(entry.key)
-            manifest.set_meta(experiment_state="shutdown")
-        except (OSError, ValueError) as e:
-            problems.append("cannot update manifest.json: %s" % e)
-
+    report = clean_root(root_dir)
     out("cleaned %s" % root_dir)
-    for line in killed:
+    for line in report.killed:
         out("  %s" % line)
-    for path in removed:
+    for path in report.removed:
         out("  removed %s" % path)
-    if cleaned:
-        out("  ran the cleanup of %s" % ", ".join(cleaned))
-    if not killed and not removed:
+    if report.cleaned:
+        out("  ran the cleanup of %s" % ", ".join(report.cleaned))
+    if not report.killed and not report.removed:
         out("  no daemon or runtime file was left")
     out("kept: logs, traces, experiment.xml and execute.xml")
-    for problem in problems:
+    for problem in report.problems:
         err("%s: %s" % (PROG, problem))
-    return EXIT_PROBLEMS if problems else EXIT_OK
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+# ---- certs ------------------------------------------------------------------------------
+
+def _certs_arguments(parser) -> None:
+    parser.add_argument("--tls-dir", required=True, metavar="TLSDIR",
+                        help="where the CA, the server and the client certificates are kept")
+    parser.add_argument("--client", action="append", default=[], metavar="NAME",
+                        help="make a client certificate TLSDIR/clients/NAME.crt (repeatable)")
+    parser.add_argument("--host", action="append", default=[], metavar="NAME_OR_IP",
+                        help="another name or address clients use for this host "
+                             "(repeatable; its name, FQDN and loopback are always in)")
+
+
+def cmd_certs(args) -> int:
+    from nepi.rpc.tls import TlsDir, make_certificates
+    report = make_certificates(args.tls_dir, args.client, args.host)
+    for line in report.made:
+        out("made %s" % line)
+    for line in report.kept:
+        out("kept %s" % line)
+    layout = TlsDir(args.tls_dir)
+    out("serve:  nepid start --root-dir DIR --listen HOST:PORT --tls-dir %s" % layout.path)
+    out("client: copy %s and clients/NAME.crt, clients/NAME.key (keep the key private), "
+        "then nepid status --connect HOST:PORT --tls-dir COPY --client NAME" % layout.ca_cert)
+    return EXIT_OK
 
 
 # ---- the command ------------------------------------------------------------------------
 
+def _root_dir_argument(parser, remote: bool = False) -> None:
+    parser.add_argument("--root-dir", required=not remote, metavar="DIR",
+                        help="the experiment's root directory" +
+                             (" (or --connect)" if remote else ""))
+    if remote:
+        _remote_arguments(parser)
+
+
+def _with_root_dir(add_arguments, remote: bool = False):
+    """A command's arguments after --root-dir (and, with ``remote``, --connect...)."""
+    def add(parser):
+        _root_dir_argument(parser, remote)
+        add_arguments(parser)
+    return add
+
+
 COMMANDS: Dict[str, Command] = {
     "start": Command("start nepid on a root directory (re-attaching to an experiment "
-                     "found there)", _start_arguments, cmd_start),
-    "status": Command("show nepid, the experiment and its testbeds", lambda p: None,
-                      cmd_status),
+                     "found there)", _with_root_dir(_start_arguments), cmd_start),
+    "status": Command("show nepid, the experiment and its testbeds",
+                      _with_root_dir(lambda p: None, remote=True), cmd_status),
     "stop": Command("stop the experiment, shut its daemons down and stop nepid "
-                    "(logs, traces and XML are kept)", _stop_arguments, cmd_stop),
+                    "(logs, traces and XML are kept)",
+                    _with_root_dir(_stop_arguments, remote=True), cmd_stop),
     "run": Command("submit an experiment to nepid (started if needed) and follow its "
-                   "deployment", _run_arguments, cmd_run),
+                   "deployment", _with_root_dir(_run_arguments, remote=True), cmd_run),
     "recover": Command("restart a killed nepid and re-attach it to its experiment",
-                       _recover_arguments, cmd_recover),
+                       _with_root_dir(_recover_arguments), cmd_recover),
     "clean": Command("kill leftover daemons of a root directory and remove their runtime "
-                     "files and testbed leftovers", _clean_arguments, cmd_clean),
+                     "files and testbed leftovers", _with_root_dir(_clean_arguments),
+                     cmd_clean),
+    "certs": Command("make a CA, a server certificate and client certificates for "
+                     "`nepid start --listen` (existing ones are kept)", _certs_arguments,
+                     cmd_certs),
 }
-
-
-def _root_dir_argument(parser) -> None:
-    parser.add_argument("--root-dir", required=True, metavar="DIR",
-                        help="the experiment's root directory")
 
 
 def build_parser() -> argparse.ArgumentParser:
     return command_parser(PROG, "The nepi experiment-controller daemon and its root "
-                                "directories.", COMMANDS, _root_dir_argument)
+                                "directories.", COMMANDS)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

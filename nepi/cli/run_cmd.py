@@ -13,8 +13,8 @@ import threading
 import time
 from typing import List, Optional
 
-from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, CliError, err,
-                             load_valid_design, out, plural)
+from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, CliError,
+                             allow_root_argument, err, load_valid_design, out, plural)
 from nepi.cli.progress import ProgressDisplay, one_line
 from nepi.cli.traces import TRACES_DIR, copy_traces
 from nepi.util.logfile import log_to_file
@@ -25,6 +25,7 @@ STATUS_ERRORS_TOLERATED = 25        # consecutive failing polls (5 s) before giv
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.xml", help="experiment design file ('-' reads stdin)")
+    allow_root_argument(parser)
     parser.add_argument("--root-dir", required=True, metavar="DIR",
                         help="directory for the experiment's state, logs and traces "
                              "(created if needed)")
@@ -216,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = EXIT_OK
     traces_line = None
     try:
-        controller = ExperimentController(xml, root_dir)
+        controller = ExperimentController(xml, root_dir, args.allow_root)
         controller.add_progress_listener(display)
 
         def deployed(event):

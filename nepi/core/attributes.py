@@ -121,7 +121,10 @@ class Attribute:
             except Exception:
                 ok = False
             if not ok:
-                return expected
+                # a validator may say what exactly is wrong with this value
+                problem = getattr(self._validation_function, "problem", None)
+                detail = problem(value) if problem is not None else None
+                return "%s (%s)" % (expected, detail) if detail else expected
         return None
 
     def _type_matches(self, value: Any) -> bool:

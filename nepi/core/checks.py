@@ -8,9 +8,12 @@ with too few connections, an unresolvable netref) still let the design load for 
 import ipaddress
 from typing import Dict, List, Optional
 
-from nepi.errors import Problem
+from nepi.errors import Problem, brief
 from nepi.util import netrefs
 from nepi.util.parser.base import ExperimentData
+
+# A testbed module's import error may quote the (untrusted) testbed id more than once.
+CAUGHT_ERROR_LIMIT = 300
 
 
 class _Catalog:
@@ -103,47 +106,55 @@ class _Checker:
         self.testbed_ids[guid] = testbed_id
         provider = self.catalog.provider(testbed_id)
         if provider is None:
-            self.add(guid, "cannot load testbed %r: %s" % (testbed_id,
-                                                           self.catalog.error(testbed_id)))
+            self.add(guid, "cannot load testbed %s: %s"
+                     % (brief(testbed_id), brief(self.catalog.error(testbed_id),
+                                                 CAUGHT_ERROR_LIMIT, quote=False)))
             return
         from nepi.core.metadata import Metadata
         if not Metadata(testbed_id).accepts_version(version):
             self.add(guid, "Bad testbed version on testbed %s. Asked for %s, got %s"
-                     % (testbed_id, version, provider.testbed_version))
+                     % (testbed_id, brief(version, quote=False), provider.testbed_version))
         amap = self.catalog.testbed_attributes(testbed_id)
         for name, value in self.data.get_attribute_data(guid):
             self.check_value(guid, amap, name, value, "testbed %s" % testbed_id)
 
     def check_value(self, guid, amap, name, value, owner) -> None:
         if not amap.has_attribute(name):
-            self.add(guid, "unknown attribute %r for %s (known: %s)"
-                     % (name, owner, ", ".join(sorted(amap.get_attribute_list()))), name)
+            self.add(guid, "unknown attribute %s for %s (known: %s)"
+                     % (brief(name), owner, ", ".join(sorted(amap.get_attribute_list()))),
+                     name)
             return
         if value is None:
             return
         attr = amap.get_attribute(name)
         problem = attr.check_value(attr.coerce(value))
         if problem:
-            self.add(guid, "invalid value %r: %s" % (value, problem), name)
+            self.add(guid, "invalid value %s: %s" % (brief(value), problem), name)
 
     def check_box(self, guid: int) -> None:
         data = self.data
         testbed_guid, factory_id = data.get_box_data(guid)
         if not data.is_testbed_data(testbed_guid):
-            self.add(guid, "belongs to testbed %r, which does not exist" % (testbed_guid,))
+            self.add(guid, "belongs to testbed %s, which does not exist" % brief(testbed_guid))
             return
         provider = self.catalog.provider(self.testbed_ids[testbed_guid])
         if provider is None:
             return  # already reported on the testbed
         if not provider.has_factory(factory_id):
-            self.add(guid, "unknown factory %r in testbed %s (known: %s)"
-                     % (factory_id, provider.testbed_id,
+            self.add(guid, "unknown factory %s in testbed %s (known: %s)"
+                     % (brief(factory_id), provider.testbed_id,
                         ", ".join(sorted(f.factory_id for f in provider.factories))))
             return
         factory = provider.factory(factory_id)
         self.factories[guid] = factory
         fattrs = dict(data.get_factory_attribute_data(guid))
         for name, value in fattrs.items():
+            if netrefs.has_netref(value):
+                # never resolved: the value is used as is when the element is created
+                self.add(guid, "factory attribute holds the netref %s; factory attributes "
+                         "are fixed when the element is created and cannot refer to other "
+                         "elements" % brief(value), name)
+                continue
             self.check_value(guid, factory, name, value, "factory %s (factory attribute)"
                              % factory_id)
         for name, value in data.get_attribute_data(guid):
@@ -155,12 +166,12 @@ class _Checker:
                                       if factory.has_attribute(name)
                                       else factory.box_attributes.get_attribute_value(name))
                 if value != expected:
-                    self.add(guid, "read-only attribute set to %r (it must stay %r)"
-                             % (value, expected), name)
+                    self.add(guid, "read-only attribute set to %s (it must stay %s)"
+                             % (brief(value), brief(expected)), name)
         for trace in data.get_trace_data(guid):
             if trace not in factory.traces_list:
-                self.add(guid, "unknown trace %r (factory %s has: %s)"
-                         % (trace, factory_id, ", ".join(factory.traces_list) or "none"),
+                self.add(guid, "unknown trace %s (factory %s has: %s)"
+                         % (brief(trace), factory_id, ", ".join(factory.traces_list) or "none"),
                          trace)
         self.check_addresses(guid, factory, fattrs)
         self.check_routes(guid, factory)
@@ -188,20 +199,21 @@ class _Checker:
             elif not netrefs.is_single_netref(address):
                 family = _ip_family(address)
                 if family is None:
-                    self.add(guid, "%s: %r is not an IP address" % (where, address), "Address")
+                    self.add(guid, "%s: %s is not an IP address" % (where, brief(address)),
+                             "Address")
             if netrefs.is_single_netref(prefix):
                 pass
             elif prefix is None or not isinstance(prefix, int) or isinstance(prefix, bool):
-                self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
+                self.add(guid, "%s: NetPrefix %s is not an integer" % (where, brief(prefix)),
                          "NetPrefix")
             else:
                 limit = 32 if family == 4 else 128
                 if not 0 <= prefix <= limit:
-                    self.add(guid, "%s: NetPrefix %d out of range [0, %d]"
-                             % (where, prefix, limit), "NetPrefix")
+                    self.add(guid, "%s: NetPrefix %s out of range [0, %d]"
+                             % (where, brief(prefix), limit), "NetPrefix")
             if broadcast is not None and _ip_family(broadcast) != 4:
-                self.add(guid, "%s: Broadcast %r is not an IPv4 address" % (where, broadcast),
-                         "Broadcast")
+                self.add(guid, "%s: Broadcast %s is not an IPv4 address"
+                         % (where, brief(broadcast)), "Broadcast")
 
     def check_routes(self, guid, factory) -> None:
         routes = self.data.get_route_data(guid)
@@ -218,18 +230,18 @@ class _Checker:
             elif not netrefs.is_single_netref(dest):
                 family = _ip_family(dest)
                 if family is None:
-                    self.add(guid, "%s: Destination %r is not an IP address" % (where, dest),
-                             "Destination")
+                    self.add(guid, "%s: Destination %s is not an IP address"
+                             % (where, brief(dest)), "Destination")
             if netrefs.is_single_netref(prefix):
                 pass
             elif not isinstance(prefix, int) or isinstance(prefix, bool):
-                self.add(guid, "%s: NetPrefix %r is not an integer" % (where, prefix),
+                self.add(guid, "%s: NetPrefix %s is not an integer" % (where, brief(prefix)),
                          "NetPrefix")
             else:
                 limit = 32 if family == 4 else 128
                 if not 0 <= prefix <= limit:
-                    self.add(guid, "%s: NetPrefix %d out of range [0, %d]"
-                             % (where, prefix, limit), "NetPrefix")
+                    self.add(guid, "%s: NetPrefix %s out of range [0, %d]"
+                             % (where, brief(prefix), limit), "NetPrefix")
                 elif family is not None:
                     try:
                         ipaddress.ip_network("%s/%d" % (dest, prefix))
@@ -240,13 +252,13 @@ class _Checker:
                                                          strict=False)), "Destination")
             if nexthop is not None and not netrefs.is_single_netref(nexthop) \
                     and _ip_family(nexthop) is None:
-                self.add(guid, "%s: NextHop %r is not an IP address" % (where, nexthop),
+                self.add(guid, "%s: NextHop %s is not an IP address" % (where, brief(nexthop)),
                          "NextHop")
             if netrefs.is_single_netref(metric):
                 pass
             elif not isinstance(metric, int) or isinstance(metric, bool) or metric < 0:
-                self.add(guid, "%s: Metric %r is not a non-negative integer"
-                         % (where, metric), "Metric")
+                self.add(guid, "%s: Metric %s is not a non-negative integer"
+                         % (where, brief(metric)), "Metric")
 
     def check_labels(self) -> None:
         for guid in self.data.sorted_guids():
@@ -254,8 +266,8 @@ class _Checker:
             if label is None:
                 continue
             if label in self.labels:
-                self.add(guid, "Label %r is not unique (also used by guid %d)"
-                         % (label, self.labels[label]), "label")
+                self.add(guid, "Label %s is not unique (also used by guid %d)"
+                         % (brief(label), self.labels[label]), "label")
             else:
                 self.labels[label] = guid
 
@@ -266,11 +278,13 @@ class _Checker:
         data = self.data
         counts: Dict[str, int] = {}
         for (connector, other_guid, other_connector) in data.get_connection_data(guid):
-            where = "connection %s -> %s.%s" % (connector, other_guid, other_connector)
+            where = "connection %s -> %s.%s" % (brief(connector, quote=False), brief(other_guid),
+                                                brief(other_connector, quote=False))
             names = [ct.name for ct in factory.connector_types]
             if connector not in names:
-                self.add(guid, "%s: factory %s has no connector %r (has: %s)"
-                         % (where, factory.factory_id, connector, ", ".join(names) or "none"),
+                self.add(guid, "%s: factory %s has no connector %s (has: %s)"
+                         % (where, factory.factory_id, brief(connector),
+                            ", ".join(names) or "none"),
                          connector)
                 continue
             counts[connector] = counts.get(connector, 0) + 1
@@ -282,8 +296,8 @@ class _Checker:
                 continue
             other_names = [ct.name for ct in other.connector_types]
             if other_connector not in other_names:
-                self.add(guid, "%s: factory %s has no connector %r (has: %s)"
-                         % (where, other.factory_id, other_connector,
+                self.add(guid, "%s: factory %s has no connector %s (has: %s)"
+                         % (where, other.factory_id, brief(other_connector),
                             ", ".join(other_names) or "none"), connector)
                 continue
             if other_guid == guid:
@@ -340,19 +354,20 @@ class _Checker:
         for guid, name, value in self._values_with_netrefs():
             bad = netrefs.malformed_netref(value)
             if bad:
-                self.add(guid, "malformed netref %r (expected {#[label].[Attribute]#}, "
+                self.add(guid, "malformed netref %s (expected {#[label].[Attribute]#}, "
                          "{#[label].addr[N].[Address]#}, {#[label].route[N].[NextHop]#} or "
-                         "{#[label].trace[name].[path]#})" % bad, name)
+                         "{#[label].trace[name].[path]#})" % brief(bad), name)
             for ref in netrefs.find_netrefs(value):
                 target = self.resolve_label(ref)
                 if target is None:
-                    self.add(guid, "netref %s names %r, which is no element's label or guid"
-                             % (ref.text, ref.label), name, blocking=False)
+                    self.add(guid, "netref %s names %s, which is no element's label or guid"
+                             % (brief(ref.text, quote=False), brief(ref.label)), name,
+                             blocking=False)
                     continue
                 problem = self.netref_target_problem(ref, target)
                 if problem:
-                    self.add(guid, "netref %s: %s" % (ref.text, problem), name,
-                             blocking=False)
+                    self.add(guid, "netref %s: %s" % (brief(ref.text, quote=False), problem),
+                             name, blocking=False)
                 elif ref.kind == "":
                     edges.setdefault((guid, name), []).append((target, ref.attribute))
         self.check_cycles(edges)
@@ -366,8 +381,8 @@ class _Checker:
             return None  # unknown factory already reported
         if ref.kind == "":
             if not factory.box_attributes.has_attribute(ref.attribute):
-                return "element %d (%s) has no attribute %r" % (target, factory.factory_id,
-                                                                ref.attribute)
+                return "element %d (%s) has no attribute %s" % (target, factory.factory_id,
+                                                                brief(ref.attribute))
         elif ref.kind == "addr":
             if not factory.has_addresses:
                 return "element %d (%s) has no addresses" % (target, factory.factory_id)
@@ -375,7 +390,7 @@ class _Checker:
                 return "address field must be one of %s" % ", ".join(netrefs.ADDRESS_FIELDS)
             if factory.allow_addresses and int(ref.index) >= len(data.get_address_data(target)):
                 return "element %d has %d address(es), no address #%s" % (
-                    target, len(data.get_address_data(target)), ref.index)
+                    target, len(data.get_address_data(target)), brief(ref.index, quote=False))
         elif ref.kind == "route":
             if not factory.has_routes:
                 return "element %d (%s) has no routes" % (target, factory.factory_id)
@@ -383,36 +398,50 @@ class _Checker:
                 return "route field must be one of %s" % ", ".join(netrefs.ROUTE_FIELDS)
             if factory.allow_routes and int(ref.index) >= len(data.get_route_data(target)):
                 return "element %d has %d route(s), no route #%s" % (
-                    target, len(data.get_route_data(target)), ref.index)
+                    target, len(data.get_route_data(target)), brief(ref.index, quote=False))
         elif ref.kind == "trace":
             if ref.index not in factory.traces_list:
-                return "element %d (%s) has no trace %r" % (target, factory.factory_id,
-                                                            ref.index)
+                return "element %d (%s) has no trace %s" % (target, factory.factory_id,
+                                                            brief(ref.index))
             if ref.attribute not in netrefs.TRACE_FIELDS:
                 return "trace field must be one of %s" % ", ".join(netrefs.TRACE_FIELDS)
         return None
 
     def check_cycles(self, edges: Dict[tuple, List[tuple]]) -> None:
+        """Report each cycle of netrefs once. Iterative: a design may chain thousands of
+        netrefs, deeper than Python's recursion limit."""
         state: Dict[tuple, int] = {}   # 1 = on the current path, 2 = done
         reported = set()
-
-        def visit(node, path):
-            state[node] = 1
-            for nxt in edges.get(node, []):
-                if state.get(nxt) == 1:
+        for start in list(edges):
+            if start in state:
+                continue
+            state[start] = 1
+            path = [start]
+            pending = [iter(edges.get(start, []))]
+            while pending:
+                nxt = next(pending[-1], None)
+                if nxt is None:
+                    state[path.pop()] = 2
+                    pending.pop()
+                elif state.get(nxt) == 1:
                     cycle = path[path.index(nxt):] + [nxt]
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
-                        self.add(nxt[0], "netrefs form a cycle: %s" % " -> ".join(
-                            "%d.%s" % n for n in cycle), nxt[1], blocking=False)
-                elif state.get(nxt) is None:
-                    visit(nxt, path + [nxt])
-            state[node] = 2
+                        self.add(nxt[0], "netrefs form a cycle: %s" % _describe_cycle(cycle),
+                                 nxt[1], blocking=False)
+                elif nxt not in state:
+                    state[nxt] = 1
+                    path.append(nxt)
+                    pending.append(iter(edges.get(nxt, [])))
 
-        for node in list(edges):
-            if state.get(node) is None:
-                visit(node, [node])
+
+def _describe_cycle(cycle: List[tuple], shown: int = 10) -> str:
+    """``2.a -> 3.b -> 2.a``; a long cycle shows its first ``shown`` steps."""
+    steps = ["%d.%s" % (guid, brief(name, quote=False)) for guid, name in cycle]
+    if len(steps) > shown + 1:
+        return " -> ".join(steps[:shown]) + " -> ... (%d netrefs in all)" % (len(steps) - 1)
+    return " -> ".join(steps)
 
 
 def check_data(data: ExperimentData) -> List[Problem]:

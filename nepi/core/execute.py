@@ -16,14 +16,16 @@ from typing import Any, Callable, Dict, List, Optional
 from nepi.core.checks import check_data
 from nepi.core.netref_resolution import NetrefResolver, describe_location
 from nepi.core.testbed_api import TestbedController  # noqa: F401  (NEPI 2 import path)
-from nepi.errors import DeploymentError, DesignError, NepiError
-from nepi.util import netrefs
+from nepi.core.tunnels import STATS, channel_counters, deliver_link_keys, forget_link_keys
+from nepi.errors import DeploymentError, DesignError, NepiError, Problem
+from nepi.util import netrefs, validation
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 from nepi.util.files import read_json, write_atomic, write_json_atomic
 from nepi.util.parser._xml import XmlExperimentParser
+from nepi.util.rootdirs import normalise_allowed, resolve_testbed_root
 
 DESIGN_XML = "experiment.xml"
 EXECUTE_XML = "execute.xml"
@@ -49,15 +51,36 @@ class _Catalog:
         return self._providers[testbed_id].factory(factory_id)
 
 
+def _check_ssh_targets(data) -> List[Problem]:
+    """Host and login of SSH-deployed testbeds reach ssh's command line: nothing there
+    may read as an option. (Other modes never use them: NEPI 2 designs put anything.)"""
+    problems = []
+    for g in data.testbed_guids():
+        if data.get_attribute_data(g, DC.DEPLOYMENT_COMMUNICATION) != DC.ACCESS_SSH:
+            continue
+        for name, valid in ((DC.DEPLOYMENT_HOST, validation.is_host_name),
+                            (DC.DEPLOYMENT_USER, validation.is_login_name)):
+            value = data.get_attribute_data(g, name)
+            if value is not None and not netrefs.has_netref(value) and \
+                    not valid(None, value):
+                problems.append(Problem("%r is not %s" % (value, valid.expected), guid=g,
+                                        testbed=data.get_testbed_data(g)[0], attribute=name))
+    return problems
+
+
 class ExperimentController:
     """Deploys an experiment design on its testbeds and answers queries about it."""
 
-    def __init__(self, experiment_xml, root_dir: Optional[str]) -> None:
+    def __init__(self, experiment_xml, root_dir: Optional[str],
+                 allowed_roots: Optional[List[str]] = None) -> None:
+        """``allowed_roots``: places outside ``root_dir`` where the design's testbeds may
+        keep their files (by default only inside ``root_dir``)."""
         if root_dir is None:
             raise ValueError("ExperimentController needs a root directory for its state "
                              "(design, execute XML, traces)")
         self._root_dir = os.path.abspath(root_dir)
         os.makedirs(self._root_dir, exist_ok=True)
+        self._allowed_roots = self._load_allowed_roots(experiment_xml is None, allowed_roots)
         self._parser = XmlExperimentParser()
         self._execute_xml: Optional[str] = None
         if experiment_xml is None:
@@ -68,7 +91,8 @@ class ExperimentController:
                 experiment_xml = experiment_xml.decode("utf-8")
             self._design_xml = experiment_xml
         design_data = self._parser.from_xml_to_data(self._design_xml, source=DESIGN_XML)
-        problems = check_data(design_data)
+        problems = check_data(design_data) or self._check_testbed_roots(design_data) or \
+            _check_ssh_targets(design_data)
         if problems:
             raise DesignError(problems)
         self._design_data = design_data
@@ -93,6 +117,42 @@ class ExperimentController:
         self._shut_down = False
         self._prelaunched: Dict[int, tuple] = {}
         self._launcher = concurrent.futures.ThreadPoolExecutor(4, "nepi-launch")
+
+    # -- where testbeds keep their files -----------------------------------------------
+
+    def _load_allowed_roots(self, recovering: bool, given: Optional[List[str]]) -> List[str]:
+        """Allowed roots are kept in the manifest, so a recovered controller resolves the
+        testbed roots the person who started the experiment allowed."""
+        from nepi.rpc.manifest import Manifest
+        allowed = normalise_allowed(given)
+        if recovering:
+            saved = Manifest(self._root_dir).read().get("allowed_roots") or []
+            allowed += [a for a in normalise_allowed(saved) if a not in allowed]
+        return allowed
+
+    def _testbed_root(self, testbed_guid: int, value: Optional[str]) -> str:
+        return resolve_testbed_root(self._root_dir, value, testbed_guid, self._allowed_roots)
+
+    def _check_testbed_roots(self, data) -> List[Problem]:
+        """Every literal testbed root is confined and no two testbeds share one."""
+        problems, seen = [], {}
+        for g in data.testbed_guids():
+            value = data.get_attribute_data(g, DC.ROOT_DIRECTORY)
+            if netrefs.has_netref(value):
+                continue        # checked once resolved, before its controller is made
+            try:
+                root = self._testbed_root(g, value)
+            except ValueError as e:
+                problems.append(Problem(str(e), guid=g, testbed=data.get_testbed_data(g)[0],
+                                        attribute=DC.ROOT_DIRECTORY))
+                continue
+            if root in seen:
+                problems.append(Problem("testbed %d already keeps its files in %s; each "
+                                        "testbed needs its own root dir" % (seen[root], root),
+                                        guid=g, testbed=data.get_testbed_data(g)[0],
+                                        attribute=DC.ROOT_DIRECTORY))
+            seen.setdefault(root, g)
+        return problems
 
     # -- properties ---------------------------------------------------------------------
 
@@ -278,11 +338,13 @@ class ExperimentController:
         for name, value in data.get_attribute_data(testbed_guid):
             if config.has_attribute(name) and value is not None:
                 config.set_attribute_value(name, value)
-        root = data.get_attribute_data(testbed_guid, DC.ROOT_DIRECTORY)
-        if root is None or root == ".":
-            root = os.path.join(self._root_dir, "testbeds", str(testbed_guid))
-        elif not os.path.isabs(root):
-            root = os.path.join(self._root_dir, root)
+        try:
+            root = self._testbed_root(testbed_guid,
+                                      data.get_attribute_data(testbed_guid, DC.ROOT_DIRECTORY))
+        except ValueError as e:
+            raise DeploymentError("testbed %d, attribute %r: %s" % (
+                testbed_guid, DC.ROOT_DIRECTORY, e), testbed_guid=testbed_guid,
+                phase="create") from None
         config.set_attribute_value(DC.ROOT_DIRECTORY, root)
         config.set_attribute_value(DC.RECOVER, recover)
         return config
@@ -291,11 +353,25 @@ class ExperimentController:
         return os.path.join(self._root_dir, "logs", "testbed-%d.log" % testbed_guid)
 
     def _launch_testbed_controller(self, testbed_guid: int, config, data=None):
+        """Record where the testbed keeps its files (and, for a local daemon, that one is
+        being launched) before anything exists, so cleanup can always find it."""
+        from nepi.rpc.manifest import Manifest, testbed_key
         from nepi.util.proxy import create_testbed_controller
         testbed_id, version = (data or self._data).get_testbed_data(testbed_guid)
-        os.makedirs(config.get_attribute_value(DC.ROOT_DIRECTORY), exist_ok=True)
+        root = config.get_attribute_value(DC.ROOT_DIRECTORY)
+        mode = config.get_attribute_value(DC.DEPLOYMENT_MODE)
+        manifest = Manifest(self._root_dir)
+        owner = manifest.experiment_id()
+        manifest.record_testbed(testbed_guid, testbed_id, root, mode)
+        remote = config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH
+        if mode == DC.MODE_DAEMON and not remote and \
+                not config.get_attribute_value(DC.RECOVER):
+            manifest.update(testbed_key(testbed_guid), role="testbed", state="launching",
+                            testbed_guid=testbed_guid, testbed_id=testbed_id, root_dir=root,
+                            host="localhost")
+        os.makedirs(root, exist_ok=True)
         return create_testbed_controller(testbed_id, version, config, testbed_guid,
-                                         self._log_file(testbed_guid))
+                                         self._log_file(testbed_guid), owner)
 
     def _prelaunch_daemons(self) -> None:
         """Start launching the testbed daemons that need nothing resolved, so that their
@@ -467,6 +543,7 @@ class ExperimentController:
                                                 "_testbed_id": testbed_id,
                                                 "_testbed_version": version})
                 entry[name] = value
+        deliver_link_keys(self._root_dir, self._design_data, testbed_guid, result)
         return result
 
     def _cross_connect(self, testbed_guids: List[int]) -> None:
@@ -510,8 +587,8 @@ class ExperimentController:
                 guid = int(guid)
                 if guid not in data.data:
                     continue
-                for name, value in values.items():
-                    if isinstance(value, (str, int, float, bool)):
+                for name, value in values.items():   # (a tun_key here is no link key)
+                    if isinstance(value, (str, int, float, bool)) and name != "tun_key":
                         data.add_attribute_data(guid, name, value)
         self._execute_xml = self._parser.data_to_xml(data)
         write_atomic(os.path.join(self._root_dir, EXECUTE_XML), self._execute_xml)
@@ -593,6 +670,7 @@ class ExperimentController:
             self._stop_watcher()
             try:
                 self._shutdown_testbeds()
+                forget_link_keys(self._root_dir)
             finally:
                 self._state = "shutdown" if self._state != "failed" else self._state
                 self._save_state(shutdown=True)
@@ -677,6 +755,7 @@ class ExperimentController:
         from nepi.rpc.manifest import Manifest
         Manifest(self._root_dir).set_meta(
             experiment_state="shutdown" if shutdown else self._state,
+            allowed_roots=self._allowed_roots,
             started_time=self._started_time, stopped_time=self._stopped_time)
 
     def was_shut_down(self) -> bool:
@@ -700,7 +779,10 @@ class ExperimentController:
                 "guid": g, "testbed_id": self._testbed_id(g),
                 "mode": "daemon" if record else "in-process", "pid": record.get("pid"),
                 "status": self.status(g), "elements": len(self._data.box_guids(g)),
-                "policy": self._policy(g), "failed": self._failed_testbeds.get(g)})
+                "policy": self._policy(g), "failed": self._failed_testbeds.get(g),
+                "channels": channel_counters(testbed, [
+                    guid for guid in self._data.box_guids(g)
+                    if self._attribute_type(guid, STATS)])})
         return summary
 
     # -- recovery -----------------------------------------------------------------------
@@ -800,28 +882,15 @@ class ExperimentController:
             self._parallel("start", restart, lambda g: self._testbeds[g].start())
 
     def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:
-        """Kill what is left of a lost testbed daemon and (unless the testbed's resources
-        are to be re-attached) let its testbed clean up."""
-        from nepi.rpc.liveness import kill_process
-        from nepi.rpc.manifest import Manifest, testbed_key
-        from nepi.util.proxy import cleanup_testbed
-        manifest = Manifest(self._root_dir)
-        entry = manifest.entry(testbed_key(testbed_guid)) or {}
+        """Kill what is left of a lost testbed daemon (by record), remove its runtime
+        files and (unless its resources are to be re-attached) its resources."""
+        from nepi.rpc.cleanup import clean_testbed as clean
         root_dir = self._access_config(testbed_guid, False).get_attribute_value(
             DC.ROOT_DIRECTORY)
-        if entry.get("host", "localhost") == "localhost":   # a remote pid is not ours
-            kill_process(entry.get("pid"), entry.get("start_time"))
-            from nepi.rpc.launcher import remove_daemon_files
-            from nepi.rpc.layout import ROLE_TESTBED
-            remove_daemon_files(entry.get("root_dir") or root_dir, ROLE_TESTBED)
-        if entry:
-            manifest.update(testbed_key(testbed_guid), state="lost")
-        if not clean_testbed:
-            return
-        try:
-            cleanup_testbed(self._testbed_id(testbed_guid), root_dir)
-        except Exception as e:
-            _logger.error("cleaning leftovers of testbed %d failed: %s", testbed_guid, e)
+        report = clean(self._root_dir, testbed_guid, self._testbed_id(testbed_guid),
+                       root_dir, resources=clean_testbed)
+        for problem in report.problems:
+            _logger.error("cleaning up after testbed %d: %s", testbed_guid, problem)
 
     # -- liveness -----------------------------------------------------------------------
 

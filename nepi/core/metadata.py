@@ -145,9 +145,22 @@ def deployment_attributes() -> Dict[str, dict]:
 
 
 def proxy_attributes() -> Dict[str, dict]:
+    """The experiment controller's access attributes: the deployment ones, ``recover``,
+    and what reaching a remote nepid over TLS takes (communication TLS, the host and port
+    of its ``--listen``, and this client's files made by ``nepid certs``)."""
     attrs = deployment_attributes()
     attrs["recover"] = _dep(DC.RECOVER, "Reconnect to running controllers instead of launching",
                             Attribute.BOOL, False, fn=validation.is_bool)
+    attrs["deployment_communication"] = _dep(
+        DC.DEPLOYMENT_COMMUNICATION, "How nepid is reached: locally, over SSH, or over TCP "
+        "with mutual TLS (deployment_host, deployment_port, tls_*)", Attribute.ENUM,
+        DC.ACCESS_LOCAL, [DC.ACCESS_LOCAL, DC.ACCESS_SSH, DC.ACCESS_TLS], validation.is_enum)
+    attrs["tls_ca"] = _dep(DC.TLS_CA, "TLS: CA certificate nepid's server certificate is "
+                           "checked against (ca.crt of `nepid certs`)", Attribute.STRING)
+    attrs["tls_cert"] = _dep(DC.TLS_CERT, "TLS: this client's certificate "
+                             "(clients/NAME.crt of `nepid certs`)", Attribute.STRING)
+    attrs["tls_key"] = _dep(DC.TLS_KEY, "TLS: this client's private key "
+                            "(clients/NAME.key of `nepid certs`)", Attribute.STRING)
     return attrs
 
 
@@ -191,7 +204,9 @@ STANDARD_BOX_ATTRIBUTE_DEFINITIONS = {
     "tun_proto": dict(name="tun_proto", help="TUNneling protocol used",
                       type=Attribute.STRING, flags=_TUN,
                       validation_function=validation.is_string),
-    "tun_key": dict(name="tun_key", help="Randomly selected TUNneling protocol cryptographic key",
+    "tun_key": dict(name="tun_key", help="NEPI 2 tunnel key: set in a design, the link key of "
+                    "the TunChannel is derived from it (HKDF); unset, the experiment controller "
+                    "makes a random one",
                     type=Attribute.STRING, flags=_TUN, validation_function=validation.is_string),
     "tun_addr": dict(name="tun_addr", help="Address (IP, unix socket, whatever) of the tunnel",
                      type=Attribute.STRING, flags=_TUN,
@@ -199,11 +214,19 @@ STANDARD_BOX_ATTRIBUTE_DEFINITIONS = {
     "tun_port": dict(name="tun_port", help="IP port of the tunnel endpoint",
                      type=Attribute.INTEGER, flags=_TUN,
                      validation_function=validation.is_integer),
-    "tun_cipher": dict(name="tun_cipher", help="Cipher used for the tunnel",
+    "tun_cipher": dict(name="tun_cipher", help="Cipher used for the tunnel: the same on both "
+                       "ends; any value but PLAIN authenticates and encrypts each frame "
+                       "(AES-256-GCM), PLAIN carries frames unauthenticated",
                        type=Attribute.ENUM, value="AES",
                        allowed=["AES", "Blowfish", "DES3", "DES", "PLAIN"],
                        flags=Attribute.ExecImmutable | Attribute.Metadata,
                        validation_function=validation.is_enum),
+    "tun_stats": dict(name="tun_stats", help="TunChannel counters, live: frames in/out, "
+                      "dropped, forged, replayed, malformed, oversized, rejected connections",
+                      type=Attribute.STRING,
+                      flags=Attribute.DesignInvisible | Attribute.DesignReadOnly
+                      | Attribute.ExecReadOnly | Attribute.ExecImmutable | Attribute.Metadata,
+                      validation_function=validation.is_string),
     ATTR_NEPI_TESTBED_ENVIRONMENT_SETUP: dict(
         name=ATTR_NEPI_TESTBED_ENVIRONMENT_SETUP,
         help="Commands to set up the environment needed to run NEPI testbeds",

@@ -4,19 +4,30 @@ Values that cannot be known before deployment (testbed-generated attributes, tra
 are held back and resolved through the testbed controllers at the phases NEPI 2 used.
 """
 
+import collections
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from nepi.core.attributes import Attribute
+from nepi.errors import AttributeValueError, brief
 from nepi.util import netrefs
 from nepi.util.parser.base import ExperimentData
 
 Getter = Callable[[netrefs.Netref, int], Any]   # (ref, target guid) -> value or None
 
 _UNRESOLVED = object()
+MAX_RESOLVED_LENGTH = 1 << 20   # characters of a value with netrefs substituted
 
 
 def _to_type(value: Any, attr_type: Optional[str]) -> Any:
     """Convert a resolved value to the type of the attribute that receives it."""
+    try:
+        return _convert(value, attr_type)
+    except (TypeError, ValueError, OverflowError):
+        raise AttributeValueError("it resolves to %s, which is not a valid %s"
+                                  % (brief(value), attr_type)) from None
+
+
+def _convert(value: Any, attr_type: Optional[str]) -> Any:
     if attr_type is None:
         return value
     if attr_type == Attribute.INTEGER and not isinstance(value, int):
@@ -93,7 +104,13 @@ class NetrefResolver:
             result = getter(ref, target) if target is not None else None
             if result is None:
                 return _UNRESOLVED
-            text = text.replace(ref.text, str(result))
+            result = str(result)
+            size = len(text) + text.count(ref.text) * (len(result) - len(ref.text))
+            if size > MAX_RESOLVED_LENGTH:
+                # values built from values: each step may double, 30 steps make gigabytes
+                raise AttributeValueError("it resolves to %d characters, more than the %d "
+                                          "allowed" % (size, MAX_RESOLVED_LENGTH))
+            text = text.replace(ref.text, result)
         return _to_type(text, attr_type)
 
     def static_getter(self, ref: netrefs.Netref, guid: int) -> Any:
@@ -114,30 +131,60 @@ class NetrefResolver:
 
     def resolve(self, getter: Getter, only: Optional[Callable[[int, Any], bool]] = None) \
             -> List[Tuple[int, Any, Any]]:
-        """Substitute what ``getter`` can answer, repeating until nothing changes.
+        """Substitute what ``getter`` can answer, until nothing more can be.
 
-        Returns (guid, location, new value) for each value resolved."""
+        A value whose netref points at a value still holding netrefs waits for that one and
+        is tried again once it is resolved: a chain of N netrefs takes N steps, not N passes
+        over the whole design. Returns (guid, location, new value) for each value resolved."""
         resolved = []
-        progress = True
-        while progress:
-            progress = False
-            for guid, location, value in self.pending():
-                if only is not None and not only(guid, location):
-                    continue
-                attr_type = None if isinstance(location, tuple) \
-                    else self.attribute_type(guid, location)
-                if isinstance(location, tuple) and location[2] in ("NetPrefix", "Metric"):
-                    attr_type = Attribute.INTEGER
-                new = self.resolve_value(value, getter, attr_type)
-                if new is not _UNRESOLVED:
-                    self.store(guid, location, new)
-                    resolved.append((guid, location, new))
-                    progress = True
+        todo = collections.deque((guid, location, value)
+                                 for guid, location, value in self.pending()
+                                 if only is None or only(guid, location))
+        unresolved = {(guid, location) for guid, location, _ in todo}
+        waiting: Dict[tuple, list] = {}   # (guid, location) -> values waiting for it
+        while todo:
+            guid, location, value = item = todo.popleft()
+            new = self._resolve_at(guid, location, value, getter)
+            if new is _UNRESOLVED:
+                needed = [key for key in self._sources(value) if key in unresolved]
+                if needed:
+                    waiting.setdefault(needed[0], []).append(item)
+                continue
+            self.store(guid, location, new)
+            resolved.append((guid, location, new))
+            unresolved.discard((guid, location))
+            todo.extend(waiting.pop((guid, location), []))
         return resolved
+
+    def _resolve_at(self, guid: int, location, value: str, getter: Getter) -> Any:
+        """resolve_value for the value at ``location``, converted to its type; a value that
+        cannot be converted is an AttributeValueError naming the element and location."""
+        attr_type = None if isinstance(location, tuple) \
+            else self.attribute_type(guid, location)
+        if isinstance(location, tuple) and location[2] in ("NetPrefix", "Metric"):
+            attr_type = Attribute.INTEGER
+        try:
+            return self.resolve_value(value, getter, attr_type)
+        except AttributeValueError as e:
+            line = self.data.lines.get(guid)
+            raise AttributeValueError("element %d %s = %s%s: %s" % (
+                guid, describe_location(location), brief(value),
+                " (line %d)" % line if line else "", e)) from None
+
+    def _sources(self, value: str) -> List[tuple]:
+        """(guid, location) of each design value the netrefs in ``value`` read."""
+        keys = []
+        for ref in netrefs.find_netrefs(value):
+            target = self.target(ref)
+            if target is None or ref.kind == "trace":
+                continue
+            keys.append((target, ref.attribute if ref.kind == ""
+                         else (ref.kind, int(ref.index), ref.attribute)))
+        return keys
 
 
 def describe_location(location) -> str:
     if isinstance(location, tuple):
         kind, index, field = location
         return "%s #%d %s" % ("address" if kind == "addr" else "route", index, field)
-    return "attribute %r" % location
+    return "attribute %s" % brief(location)

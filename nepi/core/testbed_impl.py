@@ -7,7 +7,7 @@ plus ``shutdown`` and trace file naming.
 import concurrent.futures
 import logging
 import time as _time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from nepi.core import testbed_api
 from nepi.core.attributes import Attribute
@@ -46,6 +46,7 @@ class TestbedController(testbed_api.TestbedController):
         self._configure: Dict[str, Any] = {}
         self._set: Dict[int, Dict[str, Any]] = {}
         self._setlog: Dict[int, Dict[str, Dict[str, Any]]] = {}
+        self._live: Dict[tuple, Callable[[], Any]] = {}   # (guid, name) -> read()
         self._started = False
         self.elements: Dict[int, Any] = {}
 
@@ -84,13 +85,18 @@ class TestbedController(testbed_api.TestbedController):
         return factory.box_attributes.get_attribute(name)
 
     @staticmethod
-    def _check_value(attr: Attribute, value: Any, what: str) -> Any:
+    def _check_value(attr: Attribute, value: Any, what: str, owner: str = "") -> Any:
         value = attr.coerce(value)
         problem = attr.check_value(value)
         if problem:
-            raise AttributeError("Invalid value %r for %s %s: %s" % (value, what, attr.name,
-                                                                       problem))
+            raise AttributeError("Invalid value %r for %s %s%s: %s" % (value, what, attr.name,
+                                                                         owner, problem))
         return value
+
+    def _element_owner(self, guid: int) -> str:
+        """How value errors name an element (netrefs are resolved into values here, after
+        the design was validated)."""
+        return " of element %d (%s)" % (guid, self._create.get(guid))
 
     # -- programming --------------------------------------------------------------------
 
@@ -113,8 +119,8 @@ class TestbedController(testbed_api.TestbedController):
 
     def defer_create_set(self, guid: int, name: str, value: Any) -> None:
         attr = self._box_attribute(guid, name)
-        self._create_set.setdefault(guid, {})[name] = self._check_value(attr, value,
-                                                                        "attribute")
+        self._create_set.setdefault(guid, {})[name] = self._check_value(
+            attr, value, "attribute", self._element_owner(guid))
 
     def defer_factory_set(self, guid: int, name: str, value: Any) -> None:
         factory = self._factory_of(guid)
@@ -417,15 +423,23 @@ class TestbedController(testbed_api.TestbedController):
 
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
         attr = self._box_attribute(guid, name)
-        value = self._check_value(attr, value, "attribute")
+        value = self._check_value(attr, value, "attribute", self._element_owner(guid))
         if self._started and (attr.is_exec_read_only or attr.is_exec_immutable):
             raise AttributeError("Attribute %s can only be modified during experiment design"
                                  % name)
         self._setlog.setdefault(guid, {}).setdefault(time, {})[name] = value
         self._set.setdefault(guid, {})[name] = value
 
+    def provide(self, guid: int, name: str, read: Callable[[], Any]) -> None:
+        """Answer ``get(guid, name)`` with ``read()``: a value the testbed keeps live (a
+        TunChannel's counters), never stored, so not in the execute XML."""
+        self._live[(guid, name)] = read
+
     def get(self, guid: int, name: str, time: str = TIME_NOW) -> Any:
         attr = self._box_attribute(guid, name)
+        read = self._live.get((guid, name))
+        if read is not None:
+            return read()
         if name in self._set.get(guid, {}):
             return self._set[guid][name]
         if name in self._create_set.get(guid, {}):

@@ -1,15 +1,11 @@
 """Remote calls over Pyro5: secured daemons, client proxies, launching, manifest, liveness.
 
-Importing this package registers how nepi's exceptions cross the wire and pins the
-serializer to serpent.
+Importing this package registers how nepi's exceptions cross the wire (serpent class
+hooks). It does not touch Pyro5's global config: nepi's daemons (nepi.rpc.server) and
+proxies (nepi.rpc.client) carry their own settings -- serpent only, their own transport,
+no detailed tracebacks -- so a program using Pyro5 for something else keeps its own.
 """
 
-import Pyro5
-
 from nepi.rpc import serialization  # noqa: F401
-
-Pyro5.config.SERIALIZER = "serpent"
-Pyro5.config.SERVERTYPE = "thread"
-Pyro5.config.DETAILED_TRACEBACK = False
 
 PROTOCOL = 1

@@ -9,16 +9,18 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import traceback
+from typing import NamedTuple, Optional
 
 import daemon as python_daemon
 
 from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import process_start_time
 from nepi.rpc.pidlock import AlreadyRunning, PidLock
-from nepi.rpc.security import create_secret, ensure_private_dir
+from nepi.rpc.security import check_run_dir, create_secret, ensure_private_dir
 from nepi.rpc.server import make_unix_daemon, serve, write_ready_record
 from nepi.util.logfile import log_to_file
 
@@ -35,9 +37,49 @@ def _parse(argv):
     parser.add_argument("--testbed-id")
     parser.add_argument("--testbed-version")
     parser.add_argument("--testbed-guid", type=int)
+    parser.add_argument("--owner", help="the experiment id of the root dir that launched "
+                        "this daemon, kept in its record so cleanup knows it as its own")
+    parser.add_argument("--allow-root", action="append", default=[], metavar="PATH",
+                        help="ec: a place outside the root dir where testbeds may keep files")
     parser.add_argument("--recover", action="store_true",
                         help="ec: recover the experiment found in the root dir")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="ec: also serve remote clients on TCP with mutual TLS "
+                             "(remembered in ROOT/listen.json for restarts)")
+    parser.add_argument("--tls-dir", help="ec: the `nepid certs` directory for --listen")
+    parser.add_argument("--no-listen", action="store_true",
+                        help="ec: forget a remembered --listen")
     return parser.parse_args(argv)
+
+
+class _Listen(NamedTuple):
+    host: str
+    port: int
+    tls_dir: str
+    context: ssl.SSLContext
+
+
+def _listen_settings(args, layout) -> Optional[_Listen]:
+    """nepid's TLS listener: from --listen/--tls-dir, else the one remembered in the root
+    dir (unless --no-listen). Certificates are loaded now, before detaching, so that a
+    problem is reported on the command line."""
+    from nepi.rpc.tls import TlsError, load_listen, parse_address, server_context
+    if args.role != ROLE_EC:
+        if args.listen or args.tls_dir:
+            raise TlsError("only nepid (the ec daemon) listens on TCP")
+        return None
+    if bool(args.listen) != bool(args.tls_dir):
+        raise TlsError("--listen and --tls-dir go together")
+    if args.listen:
+        address, tls_dir = args.listen, args.tls_dir
+    else:
+        saved = None if args.no_listen else load_listen(layout.root_dir)
+        if saved is None:
+            return None
+        address, tls_dir = saved["listen"], saved["tls_dir"]
+    host, port = parse_address(address)
+    tls_dir = os.path.abspath(tls_dir)
+    return _Listen(host, port, tls_dir, server_context(tls_dir))
 
 
 def _build_service(args, layout):
@@ -49,7 +91,7 @@ def _build_service(args, layout):
         return TestbedService(controller, args.testbed_guid), {
             "testbed_guid": args.testbed_guid, "testbed_id": args.testbed_id}
     from nepi.rpc.ec_service import ExperimentService
-    service = ExperimentService(layout.root_dir)
+    service = ExperimentService(layout.root_dir, args.allow_root)
     return service, {"root_dir": layout.root_dir}
 
 
@@ -58,7 +100,7 @@ def _recover_experiment(service, layout) -> None:
     from nepi.core.execute import EXECUTE_XML, ExperimentController
     if not os.path.exists(os.path.join(layout.root_dir, EXECUTE_XML)):
         return
-    controller = ExperimentController(None, layout.root_dir)
+    controller = ExperimentController(None, layout.root_dir, service._allowed_roots)
     if controller.was_shut_down():
         return
     service.attach(controller)
@@ -70,16 +112,31 @@ def _recover_experiment(service, layout) -> None:
 
 def run(args) -> int:
     layout = DaemonLayout(args.root_dir, args.role)
-    ensure_private_dir(layout.run_dir)
+    try:
+        check_run_dir(ensure_private_dir(layout.run_dir))
+    except PermissionError as e:
+        print(str(e), file=sys.stderr)
+        return 1
     log_file = os.path.abspath(args.log_file or layout.default_log_file())
+    from nepi.rpc.tls import TlsError, forget_listen, format_address, save_listen
+    try:
+        listen = _listen_settings(args, layout)
+    except TlsError as e:
+        print("nepid: %s" % e, file=sys.stderr)
+        return 1
     lock = PidLock(layout.pid_file)
     try:
         lock.acquire()
     except AlreadyRunning as e:
         print("nepid: %s" % e if args.role == ROLE_EC else str(e), file=sys.stderr)
         return 1
-    os.makedirs(os.path.dirname(log_file), exist_ok=True)
-    log_stream = open(log_file, "a")
+    if args.listen:
+        save_listen(layout.root_dir, format_address(listen.host, listen.port), listen.tls_dir)
+    elif args.no_listen:
+        forget_listen(layout.root_dir)
+    os.makedirs(os.path.dirname(log_file), mode=0o700, exist_ok=True)
+    log_stream = os.fdopen(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                           "a")
     context = python_daemon.DaemonContext(
         working_directory=layout.root_dir, umask=0o077, pidfile=lock,
         detach_process=not args.foreground, files_preserve=[lock._fd, log_stream],
@@ -97,21 +154,32 @@ def run(args) -> int:
             service, identity = _build_service(args, layout)
             secret = create_secret(layout.secret_file)
             sock = layout.socket()
-            pyro_daemon = make_unix_daemon(secret, args.role, sock, identity)
+            pyro_daemon = make_unix_daemon(
+                secret, args.role, sock, identity,
+                listen and (listen.host, listen.port, listen.context))
             uri = pyro_daemon.register(service, objectId=layout.object_id)
+            listening = listen and {"listen": pyro_daemon.tls_location,
+                                    "tls_dir": listen.tls_dir}
+            if listening:
+                service.listen = listening
             if args.role == ROLE_EC and args.recover:
                 _recover_experiment(service, layout)
             record = {"role": args.role, "state": "ready", "pid": os.getpid(),
                       "start_time": process_start_time(os.getpid()), "uri": str(uri),
-                      "socket": sock, "root_dir": layout.root_dir, "log_file": log_file}
+                      "socket": sock, "root_dir": layout.root_dir, "log_file": log_file,
+                      "owner": args.owner}
             record.update(identity)
+            record.update(listening or {})
             write_ready_record(layout.record_file, record)
             if args.role == ROLE_EC:
                 from nepi.rpc.manifest import EC_KEY, Manifest
                 Manifest(layout.root_dir).update(
                     EC_KEY, role="ec", pid=record["pid"], start_time=record["start_time"],
-                    socket=sock, log_file=log_file, state="running")
-            log.info("%s daemon ready on %s", args.role, sock)
+                    socket=sock, log_file=log_file, state="running",
+                    listen=listening and listening["listen"],
+                    tls_dir=listening and listening["tls_dir"])
+            log.info("%s daemon ready on %s%s", args.role, sock, listening and
+                     " and on %(listen)s (mutual TLS, CA in %(tls_dir)s)" % listening or "")
 
             def relay():
                 service.stop_event.wait()

@@ -1,6 +1,9 @@
-"""A client of nepid offering the in-process ExperimentController's methods."""
+"""A client of nepid offering the in-process ExperimentController's methods: nepid on
+this host (its owner-only socket and secret), on another one through SSH, or on another
+one over TCP with mutual TLS (``nepid start --listen``)."""
 
 import os
+import ssl
 from typing import Optional
 
 from nepi.errors import ControllerUnreachableError, NepiError
@@ -10,20 +13,31 @@ from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_EC, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
 from nepi.rpc.security import read_secret
+from nepi.rpc.tls import ClientFiles, client_context, format_address, parse_address
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
+from nepi.util.rootdirs import normalise_allowed
 
 
 class ExperimentControllerProxy:
     """Same methods as nepi.core.execute.ExperimentController, served by nepid."""
 
-    def __init__(self, record: dict, secret: str, tunnel=None) -> None:
-        self.record = record
-        self._tunnel = tunnel     # an SSH tunnel when nepid runs on another host
-        name = "nepid (pid %s) in %s" % (record.get("pid"), record.get("root_dir"))
-        self._control = Connection(record["uri"], secret, ROLE_EC, None, PHASE_TIMEOUT, name)
-        self._query = Connection(record["uri"], secret, ROLE_EC, None, QUERY_TIMEOUT, name)
+    def __init__(self, record: dict, secret: Optional[str], tunnel=None,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
+        """``tunnel``: an SSH tunnel to nepid on another host; ``tls``: the client context
+        for nepid's TLS listener at ``record["uri"]`` (no secret then)."""
+        self.record = dict(record)
+        self._tunnel = tunnel
+        self._local = tunnel is None and tls is None
+        name = "nepid at %s" % record["address"] if "address" in record else \
+            "nepid (pid %s) in %s" % (record.get("pid"), record.get("root_dir"))
+        self._control = Connection(record["uri"], secret, ROLE_EC, None, PHASE_TIMEOUT, name,
+                                   tls)
+        self._query = Connection(record["uri"], secret, ROLE_EC, None, QUERY_TIMEOUT, name,
+                                 tls)
         self._query.call("ping")
+        for key in ("pid", "root_dir"):     # a remote nepid says who it is in its handshake
+            self.record.setdefault(key, self._query.hello.get(key))
 
     @property
     def pid(self) -> Optional[int]:
@@ -47,10 +61,10 @@ class ExperimentControllerProxy:
     def error(self) -> Optional[str]:
         return self._query.call("state")["error"]
 
-    def submit(self, xml) -> None:
+    def submit(self, xml, allowed_roots=None) -> None:
         if isinstance(xml, bytes):
             xml = xml.decode("utf-8")
-        self._control.call("submit", xml)
+        self._control.call("submit", xml, list(allowed_roots or []))
 
     def start_background(self) -> None:
         self._query.call("start_background")
@@ -67,7 +81,7 @@ class ExperimentControllerProxy:
             self._control.call("shutdown")
         finally:
             self.close()
-            if self._tunnel is None:
+            if self._local:
                 wait_exit(self.record.get("pid"), self.record.get("start_time"))
 
     def close(self) -> None:
@@ -91,12 +105,23 @@ def attach_ec(root_dir: str) -> ExperimentControllerProxy:
     return ExperimentControllerProxy(record, read_secret(layout.secret_file))
 
 
-def start_nepid(root_dir: str, log_level: str = "Error", env=None, recover: bool = False) \
-        -> ExperimentControllerProxy:
-    args = ["--log-level", log_level]
+def nepid_arguments(root_dir: str, log_level: str = "Error", recover: bool = False,
+                    allowed_roots=None) -> list:
+    """The daemon arguments of a nepid for ``root_dir`` (after ``ec --root-dir DIR``)."""
+    from nepi.rpc.manifest import Manifest
+    os.makedirs(root_dir, exist_ok=True)
+    args = ["--log-level", log_level, "--owner", Manifest(root_dir).experiment_id()]
+    for path in normalise_allowed(allowed_roots):
+        args += ["--allow-root", path]
     if recover:
         args.append("--recover")
-    record = launch(ROLE_EC, root_dir, args, env)
+    return args
+
+
+def start_nepid(root_dir: str, log_level: str = "Error", env=None, recover: bool = False,
+                allowed_roots=None) -> ExperimentControllerProxy:
+    record = launch(ROLE_EC, root_dir, nepid_arguments(root_dir, log_level, recover,
+                                                       allowed_roots), env)
     try:
         return ExperimentControllerProxy(record, read_secret(DaemonLayout(root_dir, ROLE_EC)
                                                              .secret_file))
@@ -105,12 +130,15 @@ def start_nepid(root_dir: str, log_level: str = "Error", env=None, recover: bool
         raise
 
 
-def connect_experiment_controller(xml, access_config) -> ExperimentControllerProxy:
+def connect_experiment_controller(xml, access_config,
+                                  allowed_roots=None) -> ExperimentControllerProxy:
     """DAEMON mode of create_experiment_controller: launch nepid (or, with ``recover``,
     reconnect to it, relaunching it to recover the experiment if it died)."""
     if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
         from nepi.rpc.ssh import connect_ec_over_ssh
         return connect_ec_over_ssh(xml, access_config)
+    if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_TLS:
+        return connect_ec_over_tls(xml, access_config, allowed_roots)
     root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
     log_level = access_config.get_attribute_value(DC.LOG_LEVEL)
     env = environment_from_setup(
@@ -119,13 +147,45 @@ def connect_experiment_controller(xml, access_config) -> ExperimentControllerPro
         try:
             return attach_ec(root_dir)
         except ControllerUnreachableError:
-            return start_nepid(root_dir, log_level, env, recover=True)
+            return start_nepid(root_dir, log_level, env, recover=True,
+                               allowed_roots=allowed_roots)
     if xml is None:
         raise NepiError("no experiment XML given and recover is not set")
-    proxy = start_nepid(root_dir, log_level, env)
+    proxy = start_nepid(root_dir, log_level, env, allowed_roots=allowed_roots)
     try:
         proxy.submit(xml)
     except Exception:
         proxy.shutdown()
+        raise
+    return proxy
+
+
+def attach_ec_over_tls(address: str, files: ClientFiles) -> ExperimentControllerProxy:
+    """A proxy to the nepid listening at ``address`` (HOST:PORT) with mutual TLS; ``files``
+    are the CA certificate and this client's certificate and key."""
+    host, port = parse_address(address)
+    uri = "PYRO:%s@%s" % (DaemonLayout(".", ROLE_EC).object_id, format_address(host, port))
+    return ExperimentControllerProxy({"uri": uri, "address": format_address(host, port)},
+                                     None, tls=client_context(*files))
+
+
+def connect_ec_over_tls(xml, access_config, allowed_roots=None) -> ExperimentControllerProxy:
+    """deployment_communication TLS: nepid already runs (``nepid start --listen``) at
+    deployment_host:deployment_port; submit ``xml`` to it unless ``recover`` is set."""
+    get = access_config.get_attribute_value
+    files = ClientFiles(get(DC.TLS_CA), get(DC.TLS_CERT), get(DC.TLS_KEY))
+    if not all(files):
+        raise NepiError("deployment_communication TLS needs %s, %s and %s"
+                        % (DC.TLS_CA, DC.TLS_CERT, DC.TLS_KEY))
+    proxy = attach_ec_over_tls(format_address(get(DC.DEPLOYMENT_HOST),
+                                              get(DC.DEPLOYMENT_PORT)), files)
+    if get(DC.RECOVER):
+        return proxy
+    try:
+        if xml is None:
+            raise NepiError("no experiment XML given and recover is not set")
+        proxy.submit(xml, allowed_roots)
+    except BaseException:
+        proxy.close()
         raise
     return proxy

@@ -21,12 +21,14 @@ _logger = logging.getLogger("nepi.rpc.ec_service")
 
 
 class _ExperimentServiceBase(ServiceBase):
-    def __init__(self, root_dir: str) -> None:
+    def __init__(self, root_dir: str, allowed_roots=None) -> None:
         super().__init__()
         self._root_dir = root_dir
+        self._allowed_roots = list(allowed_roots or [])
         self._controller = None
         self._started = time.time()
         self._deploy_thread: Optional[threading.Thread] = None
+        self.listen: Optional[dict] = None     # nepid's TLS listener, for daemon_status
 
     def _target(self):
         if self._controller is None:
@@ -41,15 +43,19 @@ class _ExperimentServiceBase(ServiceBase):
         return {"role": "ec", "root_dir": self._root_dir, "pid": os.getpid()}
 
     @Pyro5.api.expose
-    def submit(self, experiment_xml: str) -> None:
-        """Load an experiment design (validated now; deployed by start())."""
+    def submit(self, experiment_xml: str, allowed_roots=None) -> None:
+        """Load an experiment design (validated now; deployed by start()). Testbed roots
+        may lie outside the root dir only where nepid was started with --allow-root or
+        the (authenticated) submitter allows it."""
         from nepi.core.execute import ExperimentController
         with self._lock:
             if self._controller is not None and self._controller.state not in (
                     "shutdown", "failed"):
                 raise NepiError("an experiment is already loaded in %s (state %s); stop and "
                                 "shut it down first" % (self._root_dir, self._controller.state))
-            self._controller = ExperimentController(experiment_xml, self._root_dir)
+            self._controller = ExperimentController(
+                experiment_xml, self._root_dir,
+                self._allowed_roots + list(allowed_roots or []))
 
     @Pyro5.api.expose
     def start_background(self) -> None:
@@ -99,7 +105,7 @@ class _ExperimentServiceBase(ServiceBase):
         c = self._controller
         info = {"pid": os.getpid(), "uptime": time.time() - self._started,
                 "root_dir": self._root_dir, "state": c.state if c else "empty",
-                "error": c.error if c else None, "testbeds": []}
+                "error": c.error if c else None, "testbeds": [], "listen": self.listen}
         if c is not None:
             info["testbeds"] = c.testbeds_summary()
         return info

@@ -10,7 +10,7 @@ from nepi.errors import NepiError
 from nepi.rpc.layout import DaemonLayout
 from nepi.rpc.liveness import is_alive_pid, is_same_process
 from nepi.rpc.pidlock import is_locked, read_pid
-from nepi.rpc.security import ensure_private_dir
+from nepi.rpc.security import check_run_dir, ensure_private_dir
 from nepi.util.files import read_json
 
 READY_TIMEOUT = 60.0
@@ -47,11 +47,13 @@ def python_path_env(env: Dict[str, str]) -> Dict[str, str]:
 
 
 def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, str]] = None,
-           timeout: float = READY_TIMEOUT) -> dict:
-    """Start ``python -m nepi.rpc.daemon_main ROLE ...`` detached; return its ready record."""
+           timeout: float = READY_TIMEOUT, owner: Optional[str] = None) -> dict:
+    """Start ``python -m nepi.rpc.daemon_main ROLE ...`` detached; return its ready record.
+
+    ``owner`` is the launching root dir's experiment id, kept in the daemon's record."""
     layout = DaemonLayout(root_dir, role)
     os.makedirs(layout.root_dir, exist_ok=True)
-    ensure_private_dir(layout.run_dir)
+    check_run_dir(ensure_private_dir(layout.run_dir))
     _wait_for_dead_holder(layout)
     if is_locked(layout.pid_file):
         raise NepiError("a %s daemon is already running in %s" % (layout.name, root_dir))
@@ -59,7 +61,7 @@ def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, st
         os.unlink(layout.record_file)
     env = python_path_env(dict(env if env is not None else os.environ))
     cmd = [sys.executable, "-m", "nepi.rpc.daemon_main", role, "--root-dir",
-           layout.root_dir] + list(args)
+           layout.root_dir] + list(args) + (["--owner", owner] if owner else [])
     proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
                           timeout=timeout)
@@ -79,21 +81,6 @@ def _wait_for_dead_holder(layout: DaemonLayout, timeout: float = 5.0) -> None:
         if pid is not None and is_alive_pid(pid):
             return
         time.sleep(0.05)
-
-
-def remove_daemon_files(root_dir: str, role: str) -> None:
-    """Remove what a dead daemon left: pid file, socket, secret, ready record."""
-    layout = DaemonLayout(root_dir, role)
-    if is_locked(layout.pid_file):
-        return     # alive after all: not ours to touch
-    record = read_json(layout.record_file) or {}
-    for path in (layout.pid_file, record.get("socket"), layout.socket(), layout.secret_file,
-                 layout.record_file):
-        if path and os.path.exists(path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def wait_ready(layout: DaemonLayout, timeout: float = READY_TIMEOUT) -> dict:

@@ -33,8 +33,12 @@ class DaemonLayout:
     def record_file(self) -> str:
         return os.path.join(self.run_dir, "daemon.json")
 
+    @property
+    def socket_name(self) -> str:
+        return self.name + ".sock"
+
     def socket(self) -> str:
-        return socket_path(self.run_dir, self.name + ".sock")
+        return socket_path(self.run_dir, self.socket_name)
 
     def default_log_file(self, testbed_guid: Optional[int] = None) -> str:
         return os.path.join(self.root_dir, "logs", self.name + ".log")

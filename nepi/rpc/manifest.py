@@ -3,6 +3,7 @@ recovery and ``nepid clean`` know exactly what to reconnect to or remove."""
 
 import fcntl
 import os
+import secrets
 from contextlib import contextmanager
 from typing import Any, Dict, Optional
 
@@ -45,6 +46,29 @@ class Manifest:
         with self._locked():
             doc = self.read()
             doc.update(fields)
+            write_json_atomic(self.path, doc, mode=0o600)
+
+    def experiment_id(self) -> str:
+        """This root dir's random experiment id, made on first use. Daemons carry it in
+        their records, so cleanup can tell our daemons from anyone else's."""
+        with self._locked():
+            doc = self.read()
+            if not doc.get("experiment_id"):
+                doc["experiment_id"] = secrets.token_hex(16)
+                write_json_atomic(self.path, doc, mode=0o600)
+            return doc["experiment_id"]
+
+    def testbeds(self) -> Dict[str, dict]:
+        return self.read().get("testbeds", {}) or {}
+
+    def record_testbed(self, testbed_guid: int, testbed_id: str, root_dir: str,
+                       mode: str) -> None:
+        """Written before a testbed controller is created: whatever happens next,
+        cleanup knows where that testbed keeps its resources."""
+        with self._locked():
+            doc = self.read()
+            doc.setdefault("testbeds", {})[str(testbed_guid)] = {
+                "testbed_id": testbed_id, "root_dir": root_dir, "mode": mode}
             write_json_atomic(self.path, doc, mode=0o600)
 
     def remove(self, key: str) -> None:

@@ -17,7 +17,7 @@ class PidLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -79,3 +79,15 @@ def is_locked(path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def wait_unlocked(path: str, timeout: float = 5.0) -> bool:
+    """A killed daemon's lock is released only once all its threads are gone: give the
+    kernel a moment. True once nobody holds ``path``."""
+    import time
+    deadline = time.monotonic() + timeout
+    while is_locked(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

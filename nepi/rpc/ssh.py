@@ -8,6 +8,7 @@ adds options (e.g. a UserKnownHostsFile).
 """
 
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -20,9 +21,12 @@ from nepi.rpc.client import unix_uri
 from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import kill_process, process_start_time
 from nepi.rpc.security import ensure_private_dir
+from nepi.util import validation
 from nepi.util.constants import DeploymentConfiguration as DC
 
 SSH_TIMEOUT = 60.0
+
+_logger = logging.getLogger("nepi.rpc.ssh")
 
 
 class SshTarget:
@@ -31,6 +35,13 @@ class SshTarget:
         self.host = get(DC.DEPLOYMENT_HOST)
         self.user = get(DC.DEPLOYMENT_USER)
         self.port = get(DC.DEPLOYMENT_PORT)
+        # checked again here: these reach ssh's command line
+        if not validation.is_host_name(None, self.host):
+            raise NepiError("%s %r is not %s" % (DC.DEPLOYMENT_HOST, self.host,
+                                                 validation.is_host_name.expected))
+        if not validation.is_login_name(None, self.user):
+            raise NepiError("%s %r is not %s" % (DC.DEPLOYMENT_USER, self.user,
+                                                 validation.is_login_name.expected))
         self.key = get(DC.DEPLOYMENT_KEY)
         self.agent = get(DC.USE_AGENT)
         self.sudo = get(DC.USE_SUDO)
@@ -46,7 +57,7 @@ class SshTarget:
         if self.agent:
             argv.append("-A")
         argv += shlex.split(os.environ.get("NEPI_SSH_OPTIONS", ""))
-        return argv + list(extra) + [self.host]
+        return argv + list(extra) + ["--", self.host]
 
     def run_python(self, module_args: List[str]) -> dict:
         python = os.environ.get("NEPI_REMOTE_PYTHON", "python3")
@@ -74,6 +85,7 @@ class Tunnel:
 
     def __init__(self, target: SshTarget, remote_socket: str,
                  local_dir: Optional[str] = None) -> None:
+        self._own_dir = local_dir is None      # a temporary folder of ours: removed on close
         self.dir = ensure_private_dir(local_dir or tempfile.mkdtemp(prefix="nepi-ssh-"))
         self.local_socket = os.path.join(self.dir, "tunnel-%d.sock" % os.getpid())
         if os.path.exists(self.local_socket):
@@ -92,8 +104,10 @@ class Tunnel:
         deadline = time.monotonic() + 15
         while not os.path.exists(self.local_socket):
             if self.proc.poll() is not None:
+                detail = self.proc.stderr.read().decode(errors="replace").strip()
+                self.close()
                 raise ControllerUnreachableError("ssh tunnel to %s failed: %s" % (
-                    target.host, self.proc.stderr.read().decode(errors="replace").strip()))
+                    target.host, detail))
             if time.monotonic() > deadline:
                 self.close()
                 raise ControllerUnreachableError("ssh tunnel to %s not ready" % target.host)
@@ -107,6 +121,11 @@ class Tunnel:
             pass
         if os.path.exists(self.local_socket):
             os.unlink(self.local_socket)
+        if self._own_dir and os.path.isdir(self.dir):
+            try:
+                os.rmdir(self.dir)       # only when empty: never anything we did not make
+            except OSError as e:
+                _logger.warning("could not remove the tunnel folder %s: %s", self.dir, e)
 
 
 def _remote_daemon(role: str, access_config, extra_args: List[str]):

@@ -74,12 +74,16 @@ add_remote_methods(RemoteTestbedController, MUTATING, QUERIES)
 
 
 def attach(root_dir: str, testbed_id: str, testbed_version: str,
-           testbed_guid: Optional[int]) -> RemoteTestbedController:
-    """Reconnect to the testbed daemon serving ``root_dir`` (pid, start time, secret)."""
+           testbed_guid: Optional[int], owner: Optional[str] = None) -> RemoteTestbedController:
+    """Reconnect to the testbed daemon serving ``root_dir`` (pid, start time, secret);
+    with ``owner``, only to one launched by that experiment (never a neighbour's)."""
     layout = DaemonLayout(root_dir, ROLE_TESTBED)
     record = read_json(layout.record_file)
     if not record or record.get("state") != "ready":
         raise ControllerUnreachableError("no testbed daemon record in %s" % layout.run_dir)
+    if owner is not None and record.get("owner") != owner:
+        raise ControllerUnreachableError("the testbed daemon in %s belongs to another "
+                                         "experiment" % root_dir)
     if not is_same_process(record.get("pid"), record.get("start_time")):
         raise ControllerUnreachableError("testbed daemon pid %s of %s is gone"
                                          % (record.get("pid"), root_dir))
@@ -89,7 +93,8 @@ def attach(root_dir: str, testbed_id: str, testbed_version: str,
 
 def connect_testbed_controller(testbed_id: str, testbed_version: str, access_config,
                                testbed_guid: Optional[int] = None,
-                               log_file: Optional[str] = None) -> RemoteTestbedController:
+                               log_file: Optional[str] = None,
+                               owner: Optional[str] = None) -> RemoteTestbedController:
     """Launch (or with ``recover`` reconnect to) a testbed daemon; return its client."""
     if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
         from nepi.rpc.ssh import connect_testbed_over_ssh
@@ -97,7 +102,7 @@ def connect_testbed_controller(testbed_id: str, testbed_version: str, access_con
                                         testbed_guid, log_file)
     root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
     if access_config.get_attribute_value(DC.RECOVER):
-        return attach(root_dir, testbed_id, testbed_version, testbed_guid)
+        return attach(root_dir, testbed_id, testbed_version, testbed_guid, owner)
     env = environment_from_setup(
         access_config.get_attribute_value(DC.DEPLOYMENT_ENVIRONMENT_SETUP))
     args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version,
@@ -106,7 +111,7 @@ def connect_testbed_controller(testbed_id: str, testbed_version: str, access_con
         args += ["--testbed-guid", str(testbed_guid)]
     if log_file:
         args += ["--log-file", log_file]
-    record = launch(ROLE_TESTBED, root_dir, args, env)
+    record = launch(ROLE_TESTBED, root_dir, args, env, owner=owner)
     try:
         return RemoteTestbedController(record, read_secret(DaemonLayout(root_dir, ROLE_TESTBED)
                                                            .secret_file),

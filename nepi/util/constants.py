@@ -73,6 +73,7 @@ class DeploymentConfiguration:
     MODE_DAEMON = "DAEMON"
     ACCESS_SSH = "SSH"
     ACCESS_LOCAL = "LOCAL"
+    ACCESS_TLS = "TLS"          # nepid only: TCP with mutual TLS to deployment_host:port
     ERROR_LEVEL = "Error"
     DEBUG_LEVEL = "Debug"
     POLICY_FAIL = "Fail"
@@ -93,6 +94,9 @@ class DeploymentConfiguration:
     RECOVER = "recover"
     RECOVERY_POLICY = "recoveryPolicy"
     CLEAN_ROOT = "cleanRoot"
+    TLS_CA = "tls_ca"           # ACCESS_TLS: CA certificate the server must chain to
+    TLS_CERT = "tls_cert"       # ACCESS_TLS: this client's certificate
+    TLS_KEY = "tls_key"         # ACCESS_TLS: this client's private key
 
 
 AC = AttributeCategories

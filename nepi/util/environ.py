@@ -1,9 +1,10 @@
 """Finding binaries and testbed packages."""
 
+import functools
 import os
 import shutil
 import subprocess
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _BIN_DIRS = ["/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
 
@@ -44,12 +45,19 @@ def _env_testbeds() -> Dict[str, str]:
 
 
 def _entry_point_testbeds() -> Dict[str, str]:
+    return dict(_installed_entry_points())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_entry_points() -> Tuple[Tuple[str, str], ...]:
+    """Read once per process: scanning every installed distribution costs ~10 ms, and
+    validating one design looks testbeds up several times."""
     from importlib.metadata import entry_points
     try:
         eps = entry_points(group="nepi.testbeds")
     except TypeError:  # Python < 3.10
         eps = entry_points().get("nepi.testbeds", [])
-    return {ep.name: ep.value for ep in eps}
+    return tuple((ep.name, ep.value) for ep in eps)
 
 
 def testbed_modules() -> Dict[str, str]:
@@ -68,3 +76,12 @@ def find_testbed(testbed_id: str) -> str:
     if testbed_id in eps:
         return eps[testbed_id]
     return "nepi.testbeds." + testbed_id.lower()
+
+
+def cleanup_testbed(testbed_id: str, root_dir: str) -> None:
+    """Remove what a dead controller of this testbed left behind (its ``cleanup`` hook)."""
+    import importlib
+    module = importlib.import_module(find_testbed(testbed_id))
+    hook = getattr(module, "cleanup", None)
+    if hook is not None:
+        hook(root_dir)

@@ -3,13 +3,16 @@
 import re
 from typing import List, NamedTuple, Optional
 
+# Indexes and guids are limited to what a design can hold (at most 9 and 19 digits), so a
+# netref never names a number Python refuses to parse (more than 4300 digits).
 ATTRIBUTE_PATTERN_BASE = re.compile(
     r"\{#\[(?P<label>[-a-zA-Z0-9._]*)\]"
-    r"(?P<expr>(?P<component>\.addr\[[0-9]+\]|\.route\[[0-9]+\]|\.trace\[[-a-zA-Z0-9._]+\])?"
+    r"(?P<expr>(?P<component>\.addr\[[0-9]{1,9}\]|\.route\[[0-9]{1,9}\]"
+    r"|\.trace\[[-a-zA-Z0-9._]+\])?"
     r"\.\[(?P<attribute>[-a-zA-Z0-9._]*)\])#\}")
 ATTRIBUTE_PATTERN_GUID_SUB = r"{#[%(guid)s]%(expr)s#}"
 COMPONENT_PATTERN = re.compile(r"(?P<kind>[a-z]*)\[(?P<index>.*)\]")
-GUID_LABEL = re.compile(r"^GUID-(?P<guid>[0-9]+)$")
+GUID_LABEL = re.compile(r"^GUID-(?P<guid>[0-9]{1,19})$")
 
 ADDRESS_FIELDS = ("Address", "NetPrefix", "Broadcast")
 ROUTE_FIELDS = ("Destination", "NetPrefix", "NextHop", "Metric", "Device")

@@ -9,12 +9,12 @@ import os
 import shutil
 import tempfile
 import weakref
-from typing import Optional
+from typing import List, Optional
 
 from nepi.core.attributes import Attribute, AttributesMap
 from nepi.core.metadata import _add_definition, proxy_attributes
 from nepi.util.constants import DeploymentConfiguration as DC
-from nepi.util.environ import find_testbed
+from nepi.util.environ import cleanup_testbed, find_testbed  # noqa: F401  (public name)
 
 
 class AccessConfiguration(AttributesMap):
@@ -56,26 +56,30 @@ def _recover(access_config: Optional[AccessConfiguration]) -> bool:
     return bool(access_config is not None and access_config.get_attribute_value(DC.RECOVER))
 
 
-def create_experiment_controller(xml, access_config: Optional[AccessConfiguration] = None):
-    """An in-process ExperimentController (SINGLE) or a proxy to a nepid daemon (DAEMON)."""
+def create_experiment_controller(xml, access_config: Optional[AccessConfiguration] = None,
+                                 allowed_roots: Optional[List[str]] = None):
+    """An in-process ExperimentController (SINGLE) or a proxy to a nepid daemon (DAEMON).
+
+    Testbeds keep their files inside the experiment's root dir; ``allowed_roots`` lists
+    other places the design's ``rootDirectory`` values may point to."""
     from nepi.core.execute import ExperimentController
     mode = _mode(access_config)
     if mode == DC.MODE_SINGLE_PROCESS:
         if access_config is None:
             root_dir = tempfile.mkdtemp(prefix="nepi-")
-            controller = ExperimentController(xml, root_dir)
+            controller = ExperimentController(xml, root_dir, allowed_roots)
             controller._tempdir = root_dir
             weakref.finalize(controller, shutil.rmtree, root_dir, True)
             return controller
         root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
         if _recover(access_config):
-            controller = ExperimentController(None, root_dir)
+            controller = ExperimentController(None, root_dir, allowed_roots)
             controller.recover()
             return controller
-        return ExperimentController(xml, root_dir)
+        return ExperimentController(xml, root_dir, allowed_roots)
     if mode == DC.MODE_DAEMON:
         from nepi.rpc.ec_client import connect_experiment_controller
-        return connect_experiment_controller(xml, access_config)
+        return connect_experiment_controller(xml, access_config, allowed_roots)
     raise RuntimeError("Unsupported access configuration '%s'" % mode)
 
 
@@ -103,7 +107,9 @@ def build_testbed_controller(testbed_id: str, testbed_version: str, in_daemon: b
 def create_testbed_controller(testbed_id: str, testbed_version: str,
                               access_config: Optional[AccessConfiguration] = None,
                               testbed_guid: Optional[int] = None,
-                              log_file: Optional[str] = None):
+                              log_file: Optional[str] = None, owner: Optional[str] = None):
+    """A testbed controller in this process (SINGLE) or a daemon's client (DAEMON);
+    ``owner`` (the experiment id of the root dir launching it) marks the daemon as ours."""
     mode = _mode(access_config)
     if mode == DC.MODE_SINGLE_PROCESS:
         if _recover(access_config):
@@ -112,7 +118,7 @@ def create_testbed_controller(testbed_id: str, testbed_version: str,
     if mode == DC.MODE_DAEMON:
         from nepi.rpc.tc_client import connect_testbed_controller
         return connect_testbed_controller(testbed_id, testbed_version, access_config,
-                                          testbed_guid, log_file)
+                                          testbed_guid, log_file, owner)
     raise RuntimeError("Unsupported access configuration '%s'" % mode)
 
 
@@ -121,11 +127,3 @@ def create_experiment_suite(xml, access_config: Optional[AccessConfiguration] = 
                             wait_guids=None):
     from nepi.core.execute import ExperimentSuite
     return ExperimentSuite(xml, access_config, repetitions, duration, wait_guids)
-
-
-def cleanup_testbed(testbed_id: str, root_dir: str) -> None:
-    """Remove what a dead controller of this testbed left behind (its ``cleanup`` hook)."""
-    module = importlib.import_module(find_testbed(testbed_id))
-    hook = getattr(module, "cleanup", None)
-    if hook is not None:
-        hook(root_dir)

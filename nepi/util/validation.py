@@ -6,6 +6,8 @@ time strings are parsed, and reference addresses accept netrefs.
 
 import ipaddress
 import re
+import unicodedata
+from typing import Optional
 
 from nepi.util.netrefs import is_single_netref
 
@@ -94,6 +96,49 @@ def is_mac_address(attribute, value) -> bool:
     return isinstance(value, str) and _MAC.match(value) is not None
 
 
+IFNAMSIZ = 16       # Linux: names are at most IFNAMSIZ - 1 bytes plus the NUL
+
+
+def interface_name_problem(value) -> Optional[str]:
+    """Why ``value`` is not a name Linux accepts for a network interface (the kernel's
+    dev_valid_name, plus no control characters), or None if it is one. nepi never
+    shortens a name: a name the kernel would refuse or truncate is refused here."""
+    if not isinstance(value, str):
+        return "not a string"
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size == 0:
+        return "empty"
+    if value in (".", ".."):
+        return "%r is reserved" % value
+    problems = []
+    bad = [ch for ch in value
+           if ch in "/:" or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs")]
+    if bad:
+        problems.append("contains %r" % bad[0])
+    if size >= IFNAMSIZ:
+        problems.append("%d bytes long, at most %d allowed" % (size, IFNAMSIZ - 1))
+    return "; ".join(problems) or None
+
+
+def is_interface_name(attribute, value) -> bool:
+    return interface_name_problem(value) is None
+
+
+is_interface_name.expected = ("a Linux interface name: 1 to %d bytes, without '/', ':', "
+                              "whitespace or control characters, not '.' or '..'"
+                              % (IFNAMSIZ - 1))
+is_interface_name.problem = interface_name_problem     # the detail in error messages
+
+
+def is_interface_name_or_empty(attribute, value) -> bool:
+    """For names whose empty default means "let the kernel (or ns-3) choose"."""
+    return value == "" or is_interface_name(attribute, value)
+
+
+is_interface_name_or_empty.expected = "'' (a name is chosen) or " + is_interface_name.expected
+is_interface_name_or_empty.problem = interface_name_problem
+
+
 def expectation(attribute) -> str:
     """Words describing what an attribute accepts, for error messages."""
     from nepi.core.attributes import Attribute
@@ -122,3 +167,31 @@ def expectation(attribute) -> str:
     if attribute.range:
         parts.append("in range [%s, %s]" % tuple(attribute.range))
     return " ".join(parts)
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
+
+
+def is_host_name(attribute, value) -> bool:
+    """A DNS name or an IP address: what ssh gets as its destination, so nothing that
+    could read as an option (a leading '-') or hold spaces, '@' or shell characters."""
+    if not isinstance(value, str) or not value or len(value) > 253:
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    return all(_HOST_LABEL.match(label) for label in value.rstrip(".").split("."))
+
+
+is_host_name.expected = "a host name or an IP address"
+
+
+def is_login_name(attribute, value) -> bool:
+    """A POSIX login name (no leading '-', no '@', spaces or shell characters)."""
+    return isinstance(value, str) and _LOGIN.match(value) is not None
+
+
+is_login_name.expected = "a login name: letters, digits, '_', '.', '-', not starting with '-'"

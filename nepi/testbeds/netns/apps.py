@@ -6,7 +6,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from nepi.testbeds.netns import nsutil
 
@@ -21,13 +21,32 @@ def _demote(user: Optional[str]):
     return pw
 
 
-def spawn(ns_name: str, command: str, stdout_path: Optional[str] = None,
+# What a demoted process finds on its PATH: a login's directories (sbin too, for ip/tc).
+DEMOTED_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+
+def demoted_environment(pw: pwd.struct_passwd) -> Dict[str, str]:
+    """A login's environment for ``pw``, built from scratch: nothing of the controller's
+    (root's) environment reaches a demoted process except the locale."""
+    return {"PATH": DEMOTED_PATH, "HOME": pw.pw_dir, "USER": pw.pw_name,
+            "LOGNAME": pw.pw_name, "SHELL": pw.pw_shell or "/bin/sh",
+            "LANG": os.environ.get("LANG") or "C.UTF-8"}
+
+
+def spawn(ns_name: str, argv: Sequence[str], stdout_path: Optional[str] = None,
           stderr_path: Optional[str] = None, user: Optional[str] = None,
           environment: Optional[Dict[str, str]] = None, stdin_text: Optional[str] = None,
           cwd: Optional[str] = None) -> subprocess.Popen:
-    """Start ``bash -c command`` in the namespace, in its own session/process group."""
+    """Start ``argv`` (an argument list: no shell unless argv names one) in the namespace,
+    in its own session/process group.
+
+    With ``user`` the process runs as that user with :func:`demoted_environment`; without,
+    it inherits the controller's environment. Either way ``environment`` is added last and
+    only fds 0-2 are inherited: the namespace fd is entered between fork and exec and is
+    O_CLOEXEC, and close_fds drops every other fd of this process (netlink and RPC
+    sockets, TAP devices, logs)."""
     pw = _demote(user)
-    ns_fd = os.open(nsutil.ns_path(ns_name), os.O_RDONLY)
+    ns_fd = os.open(nsutil.ns_path(ns_name), os.O_RDONLY | os.O_CLOEXEC)
 
     def child_setup():
         nsutil.setns_fd(ns_fd)
@@ -36,18 +55,15 @@ def spawn(ns_name: str, command: str, stdout_path: Optional[str] = None,
             os.setgid(pw.pw_gid)
             os.setuid(pw.pw_uid)
 
-    env = dict(os.environ)
-    if pw is not None:
-        env.update(HOME=pw.pw_dir, USER=pw.pw_name, LOGNAME=pw.pw_name)
+    env = demoted_environment(pw) if pw is not None else dict(os.environ)
     env.update(environment or {})
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
     err = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
-            ["bash", "-c", command], stdin=subprocess.PIPE if stdin_text else
-            subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
-            preexec_fn=child_setup, pass_fds=(ns_fd,), start_new_session=True,
-            close_fds=True)
+            list(argv), stdin=subprocess.PIPE if stdin_text else subprocess.DEVNULL,
+            stdout=out, stderr=err, env=env, cwd=cwd, preexec_fn=child_setup,
+            start_new_session=True, close_fds=True)
     finally:
         os.close(ns_fd)
         for f in (out, err):

@@ -2,7 +2,7 @@
 
 import socket
 
-from nepi.util.tunchannel import TunChannel
+from nepi.util.tunchannel import STATS, TunChannel, connect_cross_peer
 
 
 def _require_ethernet(testbed_instance, device, cross_data):
@@ -37,13 +37,16 @@ def _channel(testbed_instance, guid, cross_data) -> TunChannel:
         if not devices:
             raise RuntimeError("TunChannel %d is not connected to a TAP/TUN interface" % guid)
         _require_ethernet(testbed_instance, devices[0], cross_data)
-        channel = TunChannel(testbed_instance.tap_fd(devices[0]))
+        channel = TunChannel(testbed_instance.tap_fd(devices[0]),
+                             mtu=testbed_instance.get(devices[0], "mtu"))
         testbed_instance.tunchannels[guid] = channel
+        testbed_instance.provide(guid, STATS, channel.stats_text)
     return channel
 
 
 def tunchannel_init(testbed_instance, guid, cross_data, proto):
-    """Open the local endpoint and publish its address, port and key to the peer.
+    """Open the local endpoint and publish its address and port to the peer (the link key
+    comes from the experiment controller, not from the peer).
 
     Run again because the peer's testbed was restarted, it changes nothing: the endpoint
     (and what was published about it) outlives the peer."""
@@ -55,14 +58,11 @@ def tunchannel_init(testbed_instance, guid, cross_data, proto):
         channel.tun_cipher = cipher
     channel.bind(proto, "127.0.0.1", testbed_instance.get(guid, "tun_port") or 0)
     for name, value in (("tun_proto", proto), ("tun_addr", channel.tun_addr),
-                        ("tun_port", channel.tun_port), ("tun_key", channel.tun_key)):
+                        ("tun_port", channel.tun_port)):
         testbed_instance.set(guid, name, value)
 
 
 def tunchannel_compl(testbed_instance, guid, cross_data, proto):
     """Connect to the peer's published endpoint and start forwarding (again, to a
     restarted peer: the running forwarder is replaced)."""
-    channel = _channel(testbed_instance, guid, cross_data)
-    channel.connect_peer(cross_data.get("tun_addr"), cross_data.get("tun_port"),
-                         cross_data.get("tun_proto") or proto, cross_data.get("tun_cipher"),
-                         cross_data.get("tun_key"))
+    connect_cross_peer(_channel(testbed_instance, guid, cross_data), guid, cross_data, proto)

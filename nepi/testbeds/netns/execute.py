@@ -33,6 +33,7 @@ from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import TestbedStatus as TS
 from nepi.util.files import read_json, write_json_atomic
+from nepi.util.validation import interface_name_problem
 
 RESOURCES_FILE = "netns-resources.json"
 WORKERS = 4
@@ -40,9 +41,51 @@ TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
 
 
+TOKEN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+TOKEN_LENGTH = 8           # 36**8 ~ 2**41: with the in-use check, never shared
+IFNAMSIZ = 15
+
+
 def names_for(token: str) -> Dict[str, str]:
-    """Name prefixes of one testbed instance (host interface names fit in 15 bytes)."""
+    """Name prefixes of one testbed instance. The token has a fixed length, so a prefix
+    can never match another token's names."""
     return {"ns": "nepi-%s-" % token, "bridge": "nb%s" % token, "veth": "nv%s" % token}
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, rest = divmod(number, 36)
+        digits = TOKEN_ALPHABET[rest] + digits
+        if not number:
+            return digits
+
+
+def host_link_name(prefix: str, guid: int) -> str:
+    """A host interface name: prefix + guid in base 36, within Linux's 15 bytes."""
+    name = prefix + _base36(guid)
+    if len(name) > IFNAMSIZ:
+        raise DeploymentError("guid %d is too large to name a host interface" % guid,
+                              guid=guid)
+    return name
+
+
+def token_in_use(token: str) -> bool:
+    """Does any namespace or host link already carry ``token``'s names?"""
+    prefixes = names_for(token)
+    if nsutil.list_namespaces(prefixes["ns"]):
+        return True
+    with IPRoute() as host:
+        return any((link.get_attr("IFLA_IFNAME") or "").startswith(
+            (prefixes["bridge"], prefixes["veth"])) for link in host.get_links())
+
+
+def new_token() -> str:
+    """A fresh random token no resource on this host carries yet."""
+    while True:
+        token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+        if not token_in_use(token):
+            return token
 
 
 def _ignore_missing(fn, *args, **kwargs):
@@ -77,10 +120,10 @@ class TestbedController(testbed_impl.TestbedController):
         return names_for(self.token)["ns"] + str(node_guid)
 
     def bridge_name(self, guid: int) -> str:
-        return names_for(self.token)["bridge"] + str(guid)
+        return host_link_name(names_for(self.token)["bridge"], guid)
 
     def host_veth_name(self, guid: int) -> str:
-        return names_for(self.token)["veth"] + str(guid)
+        return host_link_name(names_for(self.token)["veth"], guid)
 
     def node_of(self, guid: int) -> int:
         nodes = self.get_connected(guid, "node", "devs") or \
@@ -91,9 +134,16 @@ class TestbedController(testbed_impl.TestbedController):
         return nodes[0]
 
     def ifname(self, guid: int) -> str:
-        """Interface name inside the node: the ``name`` attribute or eth<N>."""
+        """Interface name inside the node: the ``name`` attribute or eth<N>. A name Linux
+        would refuse or truncate is refused here too (values are validated when set;
+        this guards the kernel calls and TUNSETIFF's fixed-size buffer)."""
         name = self.get(guid, "name")
         if name:
+            problem = interface_name_problem(name)
+            if problem:
+                raise DeploymentError("element %d (%s), attribute 'name': %r is not a Linux "
+                                      "interface name (%s)" % (guid, self._create[guid],
+                                                               name, problem), guid=guid)
             return name
         node = self.node_of(guid)
         siblings = sorted(self.get_connected(node, "devs", "node"))
@@ -129,7 +179,7 @@ class TestbedController(testbed_impl.TestbedController):
                                   "to create namespaces; run as root or with useSudo")
         os.makedirs(self.root_directory, exist_ok=True)
         saved = read_json(self._resources_path(), {}) or {}
-        self._token = saved.get("token") or secrets.token_hex(3)[:5]
+        self._token = saved.get("token") or new_token()
         if not saved.get("token"):
             self._save_resources()     # an existing record is kept for recover()
 
@@ -329,7 +379,6 @@ class TestbedController(testbed_impl.TestbedController):
         return super().trace(guid, trace_id, attribute)
 
     def _start_captures(self) -> None:
-        tcpdump = _find("tcpdump")
         for guid, traces in self._add_trace.items():
             if "pcap" not in traces:
                 continue
@@ -338,12 +387,9 @@ class TestbedController(testbed_impl.TestbedController):
             else:
                 node, ifname = self.node_of(guid), self.ifname(guid)
             path = self.trace_filepath(guid, "pcap")
-            proc = apps.spawn(self.ns_name(node),
-                              "exec %s --immediate-mode -U -n -i %s -w %s" % (tcpdump, ifname, path),
-                              stderr_path=path + ".stderr")
+            proc = start_capture(self.ns_name(node), ifname, path)
             self._captures[guid] = {"pid": proc.pid, "start": _start_time(proc.pid),
                                     "path": path, "proc": proc}
-            _wait_capture_ready(path + ".stderr", proc)
         if self._captures:
             self._save_resources()
 
@@ -368,7 +414,7 @@ class TestbedController(testbed_impl.TestbedController):
         if not command:
             raise DeploymentError("Application %d has no command" % guid, guid=guid)
         proc = apps.spawn(
-            self.ns_name(self.node_of(guid)), command,
+            self.ns_name(self.node_of(guid)), ["bash", "-c", command],   # NEPI 2: shell text
             stdout_path=self.trace_filepath(guid, "stdout") if "stdout" in traces else None,
             stderr_path=self.trace_filepath(guid, "stderr") if "stderr" in traces else None,
             user=user, environment=apps.parse_environment(self.get(guid, "environment")),
@@ -605,6 +651,21 @@ def _stop_process(pid, start, proc) -> None:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
+
+
+def start_capture(ns_name: str, ifname: str, path: str) -> subprocess.Popen:
+    """tcpdump on interface ``ifname`` of namespace ``ns_name`` into ``path``, returned once
+    it captures. An argument list: names and paths are data, never shell text."""
+    proc = apps.spawn(ns_name, [_find("tcpdump"), "--immediate-mode", "-U", "-n",
+                                "-i", ifname, "-w", path], stderr_path=path + ".stderr")
+    try:
+        _wait_capture_ready(path + ".stderr", proc)
+    except BaseException:
+        if proc.poll() is None:
+            apps.kill_group(proc.pid)
+        proc.wait()
+        raise
+    return proc
 
 
 def _wait_capture_ready(stderr_path: str, proc, timeout: float = 5.0) -> None:

@@ -67,9 +67,11 @@ ATTRIBUTES = {
                    validation_function=validation.is_mac_address),
     "up": dict(name="up", help="Link up", type=Attribute.BOOL, value=True,
                flags=Attribute.NoDefaultValue, validation_function=validation.is_bool),
-    "device_name": dict(name="name", help="Device name", type=Attribute.STRING,
+    "device_name": dict(name="name", help="Device name (a Linux interface name: 1-15 "
+                        "bytes, no '/', ':', whitespace or control characters)",
+                        type=Attribute.STRING,
                         flags=Attribute.ExecReadOnly | Attribute.ExecImmutable,
-                        validation_function=validation.is_string),
+                        validation_function=validation.is_interface_name),
     "mtu": dict(name="mtu", help="Maximum transmition unit for device",
                 type=Attribute.INTEGER, validation_function=validation.is_integer_range(68,
                                                                                         65535)),
@@ -89,7 +91,9 @@ ATTRIBUTES = {
     "command": dict(name="command", help="Command line string", type=Attribute.STRING,
                     flags=Attribute.ExecReadOnly | Attribute.ExecImmutable,
                     validation_function=validation.is_string),
-    "user": dict(name="user", help="System user", type=Attribute.STRING,
+    "user": dict(name="user", help="System user to run the command as (it gets that user's "
+                 "login environment plus 'environment', nothing of the controller's)",
+                 type=Attribute.STRING,
                  flags=Attribute.ExecReadOnly | Attribute.ExecImmutable,
                  validation_function=validation.is_string),
     "sudo": dict(name="sudo", help="Run as root even if 'user' is set",
@@ -185,7 +189,7 @@ def _factories():
                          create_function=create,
                          prestart_function=metadata.controller_method("wait_tunchannel"),
                          box_attributes=["tun_proto", "tun_addr", "tun_port", "tun_key",
-                                         "tun_cipher"],
+                                         "tun_cipher", "tun_stats"],
                          connector_types=["->fd", "udp", "tcp"], tags=[tags.TUNNEL]),
     }
 

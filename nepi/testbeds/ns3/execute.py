@@ -907,8 +907,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     # -- TunChannel: an FdNetDevice's frames over UDP/TCP to another testbed ----------
 
     def create_tunchannel(self, guid: int) -> None:
-        from nepi.util.tunchannel import TunChannel
-        self._tunchannels[guid] = TunChannel()
+        from nepi.util.tunchannel import STATS, TunChannel
+        channel = self._tunchannels[guid] = TunChannel()    # FdNetDevice: 1500-byte MTU
+        self.provide(guid, STATS, channel.stats_text)
         self.elements[guid] = None                  # no ns-3 object: nepi's own element
 
     def connect_tunchannel_fd(self, channel: int, dev: int) -> None:
@@ -936,8 +937,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                                                                      "attribute")
 
     def tunchannel_cross_init(self, guid: int, cross_data: dict, proto: str) -> None:
-        """Open the local UDP socket / TCP listener and publish address, port and key.
-        Run again (the peer's testbed restarted), the endpoint and its values stay."""
+        """Open the local UDP socket / TCP listener and publish address and port (the link
+        key comes from the controller). Run again (the peer's testbed restarted), the
+        endpoint and its values stay."""
         channel = self._tunchannels[guid]
         if channel.tun_fd is None:
             raise RuntimeError("ns3::Nepi::TunChannel %d is not connected to an FdNetDevice "
@@ -950,17 +952,15 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             channel.tun_cipher = cipher
         channel.bind(proto, "127.0.0.1", base.get(self, guid, "tun_port") or 0)
         self._publish(guid, tun_proto=proto, tun_addr=channel.tun_addr,
-                      tun_port=channel.tun_port, tun_key=channel.tun_key)
+                      tun_port=channel.tun_port)
 
     def tunchannel_cross_compl(self, guid: int, cross_data: dict, proto: str) -> None:
         """Connect to the peer's published endpoint and start forwarding. Connected again
         (a restarted peer), the device forgets the old peer's MAC address."""
+        from nepi.util.tunchannel import connect_cross_peer
         channel = self._tunchannels[guid]
         again = channel.connections > 0
-        channel.connect_peer(
-            cross_data.get("tun_addr"), cross_data.get("tun_port"),
-            cross_data.get("tun_proto") or proto, cross_data.get("tun_cipher"),
-            cross_data.get("tun_key"))
+        connect_cross_peer(channel, guid, cross_data, proto)
         if again:
             for dev in self.get_connected(guid, "fd->", "->fd"):
                 self._flush_arp(dev)

@@ -29,6 +29,7 @@ _NAMED_VALIDATIONS = {
     "ref_address": values.is_ref_address,
     "positive_integer": validation.is_integer_range(1, None),
     "waypoints": values.is_waypoints,
+    "interface_name_or_empty": validation.is_interface_name_or_empty,
 }
 
 _KIND_FUNCTIONS = {
@@ -145,6 +146,9 @@ def tables():
                 definition = ns3_attribute_definition(row, fspec["flags"].get(row[0]))
                 if row[0] in fspec["defaults"]:
                     definition["value"] = fspec["defaults"][row[0]]
+                if row[0] in fspec["validations"]:
+                    definition["validation_function"] = \
+                        _NAMED_VALIDATIONS[fspec["validations"][row[0]]]
                 attr_id = "%s#%s" % (factory_id, row[0])
                 info[row[0]] = dict(type=definition.pop("ns3_type"),
                                     flags=definition.pop("ns3_flags"))

@@ -185,11 +185,13 @@ WIRED_DEVICES = ["ns3::PointToPointNetDevice", "ns3::CsmaNetDevice"]
 
 
 def _f(typeid, category, kind, help, connectors=(), traces=(), tags_=(), extra=(),
-       flags=None, exclude=(), defaults=None):
+       flags=None, exclude=(), defaults=None, validations=None):
+    """``validations``: ns-3 attribute name -> a name in metadata's _NAMED_VALIDATIONS,
+    for values ns-3's type says too little about (e.g. host interface names)."""
     return dict(typeid=typeid, category=category, kind=kind, help=help,
                 connectors=list(connectors), traces=list(traces), tags=list(tags_),
                 extra=list(extra), flags=dict(flags or {}), exclude=list(exclude),
-                defaults=dict(defaults or {}))
+                defaults=dict(defaults or {}), validations=dict(validations or {}))
 
 
 FACTORIES = {
@@ -234,7 +236,8 @@ FACTORIES = {
     "ns3::TapBridge": _f(
         "ns3::TapBridge", FC.CATEGORY_DEVICES, "tapbridge",
         "Bridges an ns-3 CSMA or wifi device to a host TAP device (needs "
-        "RealtimeSimulatorImpl, ChecksumEnabled and usually root)", ["node", "bridge"]),
+        "RealtimeSimulatorImpl, ChecksumEnabled and usually root)", ["node", "bridge"],
+        validations={"DeviceName": "interface_name_or_empty"}),
     "ns3::WifiNetDevice": _f(
         "ns3::WifiNetDevice", FC.CATEGORY_DEVICES, "wifi_device",
         "Wifi network device, built with ns-3's WifiHelper from its PHY, MAC and manager",
@@ -261,7 +264,7 @@ FACTORIES = {
         "TCP to a TunChannel of another testbed (udp/tcp cross connection), e.g. a netns "
         "TunChannel feeding a TAP interface. Needs RealtimeSimulatorImpl and ChecksumEnabled",
         ["fd_provider", "udp", "tcp"], (), [tags.TUNNEL],
-        ["tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher"]),
+        ["tun_proto", "tun_addr", "tun_port", "tun_key", "tun_cipher", "tun_stats"]),
     "ns3::Nepi::MobilityPair": _f(
         None, FC.CATEGORY_LOSS_MODELS, "mobility_pair",
         "NEPI-only element: the loss between two mobility models of a "

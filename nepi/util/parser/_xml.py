@@ -5,11 +5,13 @@ from typing import Optional, Union
 
 from lxml import etree
 
-from nepi.errors import XmlFormatError
+from nepi.errors import AttributeValueError, XmlFormatError, brief
 from nepi.util.netrefs import is_single_netref
 from nepi.util.parser.base import ExperimentData, ExperimentParser
 
 MAX_XML_BYTES = 64 * 1024 * 1024
+MAX_GUID = 2 ** 63 - 1
+LXML_MESSAGE_LIMIT = 160   # lxml's messages quote tag names, which may be long
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 _CHILDREN = {
@@ -41,10 +43,17 @@ def type_to_standard(value) -> str:
                     % (type(value).__name__, value))
 
 
+# Characters XML 1.0 cannot hold (lxml refuses them with an error naming no value).
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def xmlencode(value) -> str:
     text = str(value)
-    if "\x00" in text:
-        raise ValueError("NUL characters cannot be stored in XML: %r" % (value,))
+    bad = _NOT_IN_XML.search(text)
+    if bad:
+        what = "NUL characters" if bad.group() == "\x00" \
+            else "control character %s" % ascii(bad.group())
+        raise AttributeValueError("%s cannot be stored in XML: %s" % (what, brief(value)))
     return text
 
 
@@ -113,7 +122,11 @@ class XmlExperimentParser(ExperimentParser):
             return
         node = etree.SubElement(parent, section)
         for name, value in items:
-            _sub(node, tag, name=name, type=type_to_standard(value), value=value)
+            try:
+                _sub(node, tag, name=name, type=type_to_standard(value), value=value)
+            except AttributeValueError as e:
+                raise AttributeValueError("%s %s, attribute %s: %s" % (
+                    parent.tag, parent.get("guid"), brief(name), e)) from None
 
     # ---- reading -------------------------------------------------------------------
 
@@ -177,8 +190,9 @@ def parse_document(xml: Union[str, bytes], source: Optional[str] = None):
     except etree.XMLSyntaxError as e:
         line = e.lineno if hasattr(e, "lineno") else None
         msg = getattr(e, "msg", None) or str(e)
-        raise XmlFormatError("not well-formed XML: %s" % msg.split(", line")[0], line,
-                             source) from None
+        raise XmlFormatError("not well-formed XML: %s"
+                             % brief(msg.split(", line")[0], LXML_MESSAGE_LIMIT, quote=False),
+                             line, source) from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise XmlFormatError("documents with a DOCTYPE or entity declarations are refused",
@@ -200,7 +214,8 @@ class _Reader:
                 continue
             if child.tag not in allowed:
                 raise self.error(child, "unexpected <%s> inside <%s> (allowed: %s)"
-                                 % (child.tag, node.tag, ", ".join(sorted(allowed)) or "none"))
+                                 % (brief(child.tag, quote=False), node.tag,
+                                    ", ".join(sorted(allowed)) or "none"))
             if len(child.attrib) == 0 and child.tag not in _CHILDREN:
                 raise self.error(child, "<%s> has no attributes" % child.tag)
             yield child
@@ -224,8 +239,8 @@ class _Reader:
         except (TypeError, ValueError):
             kind = {int: "an integer", float: "a number",
                     _int_or_netref: "an integer"}.get(convert, convert.__name__)
-            raise self.error(node, "attribute %r of <%s> must be %s, got %r"
-                             % (name, node.tag, kind, text)) from None
+            raise self.error(node, "attribute %r of <%s> must be %s, got %s"
+                             % (name, node.tag, kind, brief(text))) from None
 
     def typed_value(self, node):
         typ = self.attr(node, "type")
@@ -234,19 +249,20 @@ class _Reader:
             return text
         if typ == "BOOL":
             if text not in ("True", "False"):
-                raise self.error(node, "BOOL value of %r must be True or False, got %r"
-                                 % (node.get("name"), text))
+                raise self.error(node, "BOOL value of %s must be True or False, got %s"
+                                 % (brief(node.get("name")), brief(text)))
             return text == "True"
         if typ == "INTEGER":
             return self.attr(node, "value", int)
         if typ == "DOUBLE":
             return self.attr(node, "value", float)
-        raise self.error(node, "unknown type %r for %r (expected STRING, BOOL, INTEGER, DOUBLE)"
-                         % (typ, node.get("name")))
+        raise self.error(node, "unknown type %s for %s (expected STRING, BOOL, INTEGER, DOUBLE)"
+                         % (brief(typ), brief(node.get("name"))))
 
     def read(self, root) -> ExperimentData:
         if root.tag != "experiment":
-            raise self.error(root, "root element is <%s>, expected <experiment>" % root.tag)
+            raise self.error(root, "root element is <%s>, expected <experiment>"
+                             % brief(root.tag, quote=False))
         data = ExperimentData()
         testbeds = self.section(root, "testbeds")
         if testbeds is None:
@@ -269,7 +285,9 @@ class _Reader:
     def guid(self, node, data):
         guid = self.attr(node, "guid", int)
         if guid < 1:
-            raise self.error(node, "guid must be a positive integer, got %d" % guid)
+            raise self.error(node, "guid must be a positive integer, got %s" % brief(guid))
+        if guid > MAX_GUID:
+            raise self.error(node, "guid must be at most %d, got %s" % (MAX_GUID, brief(guid)))
         if guid in data.data:
             raise self.error(node, "guid %d is used twice (first at line %s)"
                              % (guid, data.lines.get(guid)))
