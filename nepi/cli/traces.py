@@ -9,7 +9,7 @@ import os
 import re
 from typing import List, NamedTuple
 
-TRACES_DIR = "traces"
+from nepi.util.rootfiles import TRACES_DIR
 
 
 class TraceCopy(NamedTuple):

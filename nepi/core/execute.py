@@ -18,7 +18,7 @@ from nepi.core.netref_resolution import NetrefResolver, describe_location
 from nepi.core.testbed_api import TestbedController  # noqa: F401  (NEPI 2 import path)
 from nepi.core.tunnels import STATS, channel_counters, deliver_link_keys, forget_link_keys
 from nepi.errors import DeploymentError, DesignError, NepiError, Problem
-from nepi.util import netrefs, validation
+from nepi.util import netrefs, rootfiles, validation
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
@@ -27,9 +27,7 @@ from nepi.util.files import read_json, write_atomic, write_json_atomic
 from nepi.util.parser._xml import XmlExperimentParser
 from nepi.util.rootdirs import normalise_allowed, resolve_testbed_root
 
-DESIGN_XML = "experiment.xml"
-EXECUTE_XML = "execute.xml"
-DEPLOYMENT_JSON = "deployment.json"
+from nepi.util.rootfiles import DEPLOYMENT_JSON, DESIGN_XML, EXECUTE_XML  # noqa: E402
 
 # Phases before cross-connection, run on every testbed of a creation round.
 SETUP_PHASES = ("do_setup", "do_create", "do_connect_init", "do_connect_compl",
@@ -350,7 +348,7 @@ class ExperimentController:
         return config
 
     def _log_file(self, testbed_guid: int) -> str:
-        return os.path.join(self._root_dir, "logs", "testbed-%d.log" % testbed_guid)
+        return rootfiles.log_file(self._root_dir, "testbed-%d" % testbed_guid)
 
     def _launch_testbed_controller(self, testbed_guid: int, config, data=None):
         """Record where the testbed keeps its files (and, for a local daemon, that one is

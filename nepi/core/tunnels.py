@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nepi.util.files import read_json, write_json_atomic
+from nepi.util.rootfiles import LINK_KEYS as KEYS_FILE
 from nepi.util.tunchannel import KEY_SIZE, LINK_KEYS, STATS, parse_stats
 
-KEYS_FILE = "link-keys.json"
 DESIGN_KEY = "tun_key"            # NEPI 2's attribute: a design-given key
 _lock = threading.Lock()          # load-modify-write of KEYS_FILE
 

@@ -4,11 +4,12 @@ import os
 from typing import Optional
 
 from nepi.rpc.security import socket_path
+from nepi.util import rootfiles
 
 ROLE_EC = "ec"
 ROLE_TESTBED = "testbed"
 
-_NAMES = {ROLE_EC: "nepid", ROLE_TESTBED: "testbed"}
+_NAMES = {ROLE_EC: rootfiles.NEPID_NAME, ROLE_TESTBED: rootfiles.TESTBED_NAME}
 
 
 class DaemonLayout:
@@ -19,29 +20,29 @@ class DaemonLayout:
 
     @property
     def run_dir(self) -> str:
-        return os.path.join(self.root_dir, "run")
+        return os.path.join(self.root_dir, rootfiles.RUN_DIR)
 
     @property
     def pid_file(self) -> str:
-        return os.path.join(self.root_dir, self.name + ".pid")
+        return os.path.join(self.root_dir, self.name + rootfiles.PID_SUFFIX)
 
     @property
     def secret_file(self) -> str:
-        return os.path.join(self.run_dir, "secret")
+        return os.path.join(self.run_dir, rootfiles.SECRET)
 
     @property
     def record_file(self) -> str:
-        return os.path.join(self.run_dir, "daemon.json")
+        return os.path.join(self.run_dir, rootfiles.READY_RECORD)
 
     @property
     def socket_name(self) -> str:
-        return self.name + ".sock"
+        return self.name + rootfiles.SOCKET_SUFFIX
 
     def socket(self) -> str:
         return socket_path(self.run_dir, self.socket_name)
 
     def default_log_file(self, testbed_guid: Optional[int] = None) -> str:
-        return os.path.join(self.root_dir, "logs", self.name + ".log")
+        return rootfiles.log_file(self.root_dir, self.name)
 
     @property
     def object_id(self) -> str:

@@ -9,14 +9,14 @@ from typing import Any, Dict, Optional
 
 from nepi.util.files import read_json, write_json_atomic
 
-MANIFEST = "manifest.json"
+from nepi.util.rootfiles import MANIFEST, MANIFEST_LOCK
 
 
 class Manifest:
     def __init__(self, root_dir: str) -> None:
         self.root_dir = root_dir
         self.path = os.path.join(root_dir, MANIFEST)
-        self._lock_path = os.path.join(root_dir, ".manifest.lock")
+        self._lock_path = os.path.join(root_dir, MANIFEST_LOCK)
 
     @contextmanager
     def _locked(self):

@@ -8,6 +8,8 @@ import stat
 import tempfile
 from typing import List, Optional
 
+from nepi.util import rootfiles
+
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 
@@ -38,14 +40,17 @@ def ensure_private_dir(path: str) -> str:
 
 
 # What a daemon's run/ directory may hold; anything else is someone else's.
-RUN_DIR_NAMES = ("secret", "daemon.json", "nepid.sock", "testbed.sock")
+RUN_DIR_NAMES = (rootfiles.SECRET, rootfiles.READY_RECORD,
+                 rootfiles.NEPID_NAME + rootfiles.SOCKET_SUFFIX,
+                 rootfiles.TESTBED_NAME + rootfiles.SOCKET_SUFFIX)
 
 
 def check_run_dir(path: str) -> None:
     """Refuse a run/ directory holding files nepi does not make there: nepi overwrites
     and deletes its runtime files, and must never do so to someone else's."""
     foreign = sorted(name for name in os.listdir(path)
-                     if name not in RUN_DIR_NAMES and not name.startswith(".daemon.json."))
+                     if name not in RUN_DIR_NAMES
+                     and not name.startswith("." + rootfiles.READY_RECORD + "."))
     if foreign:
         raise PermissionError("%s holds files nepi did not create (%s): refusing to use it "
                               "for sockets and secrets; choose another root directory"

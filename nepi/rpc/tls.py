@@ -37,10 +37,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nepi.errors import NepiError
 from nepi.util.files import write_atomic, write_json_atomic
+from nepi.util.rootfiles import LISTEN
 
 CA_DAYS = 3650
 LEAF_DAYS = 825
-LISTEN_FILE = "listen.json"     # in an experiment root dir: nepid's persisted --listen
+LISTEN_FILE = LISTEN     # in an experiment root dir: nepid's persisted --listen
 
 _CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

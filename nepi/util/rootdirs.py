@@ -5,8 +5,7 @@ running the experiment allowed another place. A design comes from someone else; 
 import os
 from typing import Iterable, List, Optional
 
-# Folders of the experiment root dir that belong to nepi itself.
-RESERVED = ("run", "logs", "traces")
+from nepi.util.rootfiles import RESERVED_DIRS as RESERVED, default_testbed_root
 
 
 def _inside(path: str, base: str) -> bool:
@@ -22,7 +21,7 @@ def resolve_testbed_root(experiment_root: str, value: Optional[str], testbed_gui
     the root dir cannot lead out of it. Raises ValueError saying what is allowed."""
     base = os.path.realpath(experiment_root)
     if value in (None, "", "."):
-        return os.path.join(base, "testbeds", str(testbed_guid))
+        return default_testbed_root(base, testbed_guid)
     if "\0" in value:
         raise ValueError("a path cannot contain NUL characters")
     candidate = os.path.realpath(os.path.join(base, value))
