@@ -1,22 +1,30 @@
-"""Shared fixtures for the daemon tests (fixtures only: no hooks, no import side effects).
+"""Shared fixtures (fixtures only: no hooks, no import side effects). The helpers they are
+built on -- waiting, kill -9, leftover checks -- are in ``helpers`` (tests/helpers.py),
+which test files import directly.
+
+Every check here looks only at what the test itself created (its tmp dirs, the tokens of
+its netns testbeds, the pids it started), never at the whole host: two test runs can
+share a machine.
 
 ``daemon_leftover_guard`` (autouse) fails any test that leaves a ``nepi.rpc.daemon_main``
-process of its own temporary directories running, and kills those processes so the next
-tests start clean. ``nepi_kit`` bundles what the daemon tests need: access
-configurations, manifest reading, kill -9, waiting, and the "nothing left behind" check.
+process of its own temporary directories (or a private ns3 daemon of this process)
+running, and kills those processes so the next tests start clean.
+``netns_leftovers`` does the same for the namespaces, links and processes of the test's
+netns testbeds (helpers.NetnsLeftovers). ``controllers`` shuts down the controllers a
+test made; ``nepi_kit`` bundles what the daemon tests need: access configurations,
+manifest reading, kill -9, waiting and the "nothing left behind" check; ``failmock_env``
+registers the test-only failmock testbed.
 """
 
+import logging
 import os
-import signal
-import stat
-import time
 
-import psutil
 import pytest
 
-from mock_experiments import nepi_daemons
+import helpers
+from helpers import daemons_under, kill_all, nepi_daemons, owned_daemons, runtime_files
 
-LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+LOG = logging.getLogger(__name__)
 
 
 class _Guard:
@@ -27,51 +35,102 @@ class _Guard:
         """Also treat daemons whose root dir is under ``path`` as this test's."""
         self.bases.append(str(path))
 
+    def daemons(self):
+        found = {p.pid: p for p in nepi_daemons(*self.bases)}
+        found.update((p.pid, p) for p in owned_daemons())
+        return list(found.values())
+
 
 @pytest.fixture(autouse=True)
 def daemon_leftover_guard(tmp_path_factory):
-    """Fail a test that leaves daemons of its temporary dirs running; kill them."""
+    """Fail a test that leaves daemons of its temporary dirs (or private ns3 daemons of
+    this process) running; kill them. An ns3 daemon takes a few seconds to exit."""
     guard = _Guard(tmp_path_factory.getbasetemp())
-    before = {p.pid for p in nepi_daemons(*guard.bases)}
+    before = {p.pid for p in guard.daemons()}
     yield guard
-    deadline = time.monotonic() + 5.0
-    while True:
-        left = [p for p in nepi_daemons(*guard.bases) if p.pid not in before]
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    if left:
-        described = []
-        for p in left:
-            try:
-                described.append("pid %d: %s" % (p.pid, " ".join(p.cmdline())))
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(left, timeout=5)
+    left = []
+
+    def gone():
+        left[:] = [p for p in guard.daemons() if p.pid not in before]
+        return not left
+    if not helpers.wait_until(gone, 15.0, 0.05):
         pytest.fail("test left nepi daemon processes behind (killed now):\n  "
-                    + "\n  ".join(described), pytrace=False)
+                    + "\n  ".join(kill_all(left)), pytrace=False)
+
+
+class Controllers(list):
+    """Experiment (or testbed) controllers made by a test."""
+
+    def shutdown_all(self):
+        """Shut each down (again: shutdown is idempotent), newest first; a failure is
+        logged, since the test's own outcome is what matters at teardown."""
+        for controller in reversed(self):
+            try:
+                controller.shutdown()
+            except Exception as e:
+                LOG.warning("teardown: shutting down %r failed: %s", controller, e)
+
+
+@pytest.fixture
+def controllers():
+    """Controllers made by a test (append them); shut down at teardown whatever happened."""
+    made = Controllers()
+    yield made
+    made.shutdown_all()
+
+
+@pytest.fixture
+def failmock_env(monkeypatch):
+    """NEPI_TESTBEDS names the test-only failmock testbed; its registry starts empty."""
+    failmock = helpers.import_lib("failmock")
+    monkeypatch.setenv("NEPI_TESTBEDS", "failmock:failmock")
+    failmock.REGISTRY.clear()
+    yield failmock
+    failmock.REGISTRY.clear()
+
+
+@pytest.fixture
+def netns_leftovers(tmp_path, monkeypatch):
+    """Fail a test that leaves a namespace, link or process of its own netns testbeds
+    (and remove those, only those). The tokens are learnt as they are drawn (every token
+    a netns testbed of this process draws) and from the netns-resources.json of testbed
+    daemons under tmp_path (``watch()`` adds roots elsewhere), polled while the test runs."""
+    from nepi.testbeds.netns import execute as netns_execute
+    leftovers = helpers.NetnsLeftovers(tmp_path)
+    draw = netns_execute.new_token
+
+    def recorded_token():
+        token = draw()
+        leftovers.add_token(token)
+        return token
+    monkeypatch.setattr(netns_execute, "new_token", recorded_token)
+    leftovers.start()
+    try:
+        yield leftovers
+    finally:
+        leftovers.stop()
+    leftovers.check()
 
 
 class NepiKit:
     """Helpers for tests that run real daemons over real sockets."""
 
-    PING_TEXT = ("PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n"
-                 "\n"
-                 "--- 10.0.0.2 ping statistics ---\n"
-                 "1 packets transmitted, 1 received, 0% packet loss, time 0ms\n")
-
     # NEPI 2's daemon environment string (daemons-and-tests.md 8.1): one `export` with
     # three operands; our mocks live in nepi.testbeds, tests/lib holds failmock.
     ENV_SETUP = ("export PYTHONPATH=%r:%r:$PYTHONPATH export "
                  "NEPI_TESTBEDS='mock:nepi.testbeds.mock mock2:nepi.testbeds.mock2' "
-                 % (LIB_DIR, LIB_DIR))
+                 % (helpers.LIB_DIR, helpers.LIB_DIR))
     FAILMOCK_ENV_SETUP = ("export PYTHONPATH=%r:$PYTHONPATH NEPI_TESTBEDS='failmock:failmock'"
-                          % LIB_DIR)
+                          % helpers.LIB_DIR)
+
+    kill9 = staticmethod(helpers.kill9)
+    wait_until = staticmethod(helpers.wait_until)
+    processes = staticmethod(daemons_under)
+    leftover_files = staticmethod(runtime_files)
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
-        self._controllers = []
+        self.controllers = Controllers()
 
     # -- configurations ---------------------------------------------------------------
 
@@ -89,20 +148,14 @@ class NepiKit:
 
     def daemon_testbed(self, desc, root=None, policy=None, env_setup=None):
         """Make a testbed description run as a daemon (root dir, policy, environment)."""
-        from nepi.util.constants import DeploymentConfiguration as DC
-        desc.set_attribute_value(DC.DEPLOYMENT_MODE, DC.MODE_DAEMON)
+        from netns_experiments import as_daemon
         if root is not None:
             os.makedirs(str(root), exist_ok=True)
-            desc.set_attribute_value(DC.ROOT_DIRECTORY, str(root))
-        if policy is not None:
-            desc.set_attribute_value(DC.RECOVERY_POLICY, policy)
-        if env_setup is not None:
-            desc.set_attribute_value(DC.DEPLOYMENT_ENVIRONMENT_SETUP, env_setup)
-        return desc
+        return as_daemon(desc, root, policy, env_setup)
 
     def track(self, controller):
         """Shut ``controller`` down at teardown if the test did not."""
-        self._controllers.append(controller)
+        self.controllers.append(controller)
         return controller
 
     def create_ec(self, xml, config, allowed_roots=None):
@@ -124,77 +177,25 @@ class NepiKit:
         return entry and entry.get("pid")
 
     @staticmethod
-    def processes(root):
-        return nepi_daemons(str(root))
-
-    @staticmethod
     def start_time(pid):
+        import psutil
         return psutil.Process(pid).create_time()
-
-    @staticmethod
-    def kill9(pid, timeout=5.0):
-        """SIGKILL a daemon and wait until it is really gone: reaped, or a zombie whose
-        threads have all exited (a thread-group leader shows as a zombie while its other
-        threads still hold its files, e.g. the pid-file lock)."""
-        proc = psutil.Process(pid)
-        proc.send_signal(signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if proc.status() == psutil.STATUS_ZOMBIE and \
-                        len(os.listdir("/proc/%d/task" % pid)) <= 1:
-                    return
-            except (psutil.NoSuchProcess, FileNotFoundError):
-                return
-            time.sleep(0.005)
-        raise AssertionError("pid %d survived SIGKILL" % pid)
-
-    @staticmethod
-    def wait_until(predicate, timeout=10.0, interval=0.02):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                return value
-            time.sleep(interval)
-
-    @staticmethod
-    def leftover_files(root):
-        """Sockets, pid files, secrets and ready records under ``root``."""
-        left = []
-        for dirpath, _, filenames in os.walk(str(root)):
-            for name in filenames:
-                path = os.path.join(dirpath, name)
-                try:
-                    mode = os.lstat(path).st_mode
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISSOCK(mode) or name.endswith((".pid", ".sock")) or \
-                        name in ("secret", "daemon.json"):
-                    left.append(path)
-        return sorted(left)
 
     def assert_nothing_left(self, root, extra_paths=()):
         """No daemon process of ``root``, no socket/pid/secret/record file, no daemon
         listed in the manifest."""
-        gone = self.wait_until(lambda: not self.processes(root), timeout=5.0)
+        gone = self.wait_until(lambda: not daemons_under(root), timeout=5.0)
         assert gone, "daemons still running: %s" % [
-            (p.pid, p.cmdline()) for p in self.processes(root)]
-        assert self.leftover_files(root) == []
+            (p.pid, p.cmdline()) for p in daemons_under(root)]
+        assert runtime_files(root) == []
         for path in extra_paths:
             assert not os.path.exists(path), path
         manifest = self.manifest(root)
         assert manifest.get("daemons", {}) == {}, manifest
 
     def close(self):
-        for controller in reversed(self._controllers):
-            try:
-                controller.shutdown()
-            except Exception:
-                pass
-        self._controllers.clear()
+        self.controllers.shutdown_all()
+        self.controllers.clear()
 
 
 @pytest.fixture

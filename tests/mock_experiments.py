@@ -1,5 +1,6 @@
 """Experiment builders shared by the execution tests (NEPI 2's test/core/integration.py
-helpers, daemons-and-tests.md 8.1).
+helpers, daemons-and-tests.md 8.1), the README's mock design, and running ``nepi`` /
+``nepid`` from this checkout. Waiting, killing and leftover checks are in helpers.py.
 
 A plain module, not a test file: pytest's default "prepend" import mode puts tests/ on
 sys.path, so test files simply ``import mock_experiments``.
@@ -11,27 +12,56 @@ Guids (one generator per ExperimentDescription):
                            iface1 10, iface2 11, app 12
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
-import time
 
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README_EXAMPLE = os.path.join(REPO, "examples", "mock_design.py")
 
 
 def cli_env() -> dict:
-    """The environment for running nepi's commands from this checkout."""
+    """The environment for running nepi's commands from this checkout (even if another
+    one is installed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
     return env
 
 
+def run_module(module, *args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS...`` from this checkout in a subprocess (text output)."""
+    return subprocess.run([sys.executable, "-m", module] + [str(a) for a in args],
+                          cwd=None if cwd is None else str(cwd), env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def nepid_command(*args, timeout=120) -> subprocess.CompletedProcess:
     """``nepid ARGS...`` in a subprocess (output captured as text)."""
-    return subprocess.run([sys.executable, "-m", "nepi.cli.nepid_cmd"] + [str(a) for a in args],
-                          env=cli_env(), capture_output=True, text=True, timeout=timeout)
+    return run_module("nepi.cli.nepid_cmd", *args, timeout=timeout)
+
+
+def nepi_command(*args, cwd, timeout=120) -> subprocess.CompletedProcess:
+    """``nepi ARGS...`` in a subprocess run in ``cwd`` (output captured as text)."""
+    return run_module("nepi.cli.nepi_cmd", *args, cwd=cwd, timeout=timeout)
+
+
+def write_readme_design(path, daemons=(), setup=None):
+    """The README's mock example (examples/mock_design.py) written to ``path``, with the
+    testbeds of guids ``daemons`` run as daemons (environment setup ``setup``)."""
+    spec = importlib.util.spec_from_file_location("mock_design_example", README_EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    exp = module.build()
+    for tb in exp.testbed_descriptions:
+        if tb.guid in daemons:
+            tb.set_attribute_value("deployment_mode", "DAEMON")
+            if setup is not None:
+                tb.set_attribute_value("deployment_environment_setup", setup)
+    path.write_text(exp.to_xml(), encoding="utf-8")
+    return path
 
 # The 4-line trace every mock Application returns (daemons-and-tests.md 7.6).
 PING_TEXT = ("PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n"
@@ -76,75 +106,3 @@ def make_cross_test_experiment():
     (exp_desc, desc2, app2, node21, node22, iface21, iface22) = make_testbed(exp_desc, "mock2")
     iface12.connector("cross").connect(iface21.connector("cross"))
     return exp_desc, desc1, desc2, iface12, iface21
-
-
-def wait_until(predicate, timeout=10.0, interval=0.01):
-    """Poll predicate() until true; False if it never became true within timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
-DAEMON_MODULE = "nepi.rpc.daemon_main"
-
-
-def _daemon_cmdline(proc):
-    """The command line of a live nepi daemon process, or None if it is not one."""
-    import psutil
-    try:
-        cmdline = proc.cmdline()
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    return cmdline if DAEMON_MODULE in cmdline else None
-
-
-def _option(cmdline, name):
-    i = cmdline.index(name) if name in cmdline else -1
-    return cmdline[i + 1] if 0 <= i < len(cmdline) - 1 else None
-
-
-def _is_under(path, base):
-    base = os.path.abspath(str(base))
-    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def nepi_daemons(*bases):
-    """Live nepi daemon processes whose --root-dir is under one of ``bases``."""
-    import psutil
-    found = []
-    for proc in psutil.process_iter():
-        cmdline = _daemon_cmdline(proc)
-        root = _option(cmdline, "--root-dir") if cmdline else None
-        if root is not None and any(_is_under(os.path.abspath(root), b) for b in bases):
-            found.append(proc)
-    return found
-
-
-def daemons_under(path):
-    """Live nepi daemon processes whose --root-dir is ``path`` or below it."""
-    return nepi_daemons(path)
-
-
-def daemons_of_testbed(testbed_id):
-    """Live testbed daemon processes of one testbed id (e.g. every ns3 simulator)."""
-    import psutil
-    return [proc for proc in psutil.process_iter()
-            if _option(_daemon_cmdline(proc) or [], "--testbed-id") == testbed_id]
-
-def runtime_files(root):
-    """Sockets, secrets, daemon records and pid files left under ``root``."""
-    import stat
-    left = []
-    for dirpath, _, files in os.walk(str(root)):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            if name.endswith(".pid") or name in ("secret", "daemon.json") or \
-                    stat.S_ISSOCK(os.lstat(full).st_mode):
-                left.append(full)
-    return left

@@ -14,16 +14,13 @@ tests did, so the guids are NEPI 2's:
     routing (4.1 test 3):  desc 1, nodes 2 3 4, ifaces 5 6 7 8, switches 9 10, app 11
 """
 
-import contextlib
 import json
 import os
-import re
-import signal
 import subprocess
-import time
 
 import psutil
 
+from helpers import NAMESPACE_RE, RESOURCES_FILE, links, namespaces, remove_netns, wait_until
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.util.constants import DeploymentConfiguration as DC
 
@@ -236,74 +233,19 @@ def make_star(n, address_base="10.{hi}.{lo}.1", prefix=8):
     return exp_desc, dict(desc=desc, nodes=nodes, ifaces=ifaces, switch=switch)
 
 
-# -- waiting --------------------------------------------------------------------------
-
-def wait_until(predicate, timeout=10.0, interval=0.05):
-    """Poll predicate() until it returns something true; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def wait_finished(controller, guid, timeout=20.0):
-    """NEPI 2 polled is_finished every 0.5 s forever; bounded here."""
-    return wait_until(lambda: controller.is_finished(guid), timeout, 0.05)
-
-
-# -- the host's state: namespaces, links, processes in other namespaces ----------------
-
-NAMESPACE_RE = re.compile(r"^nepi-([0-9a-z]+)-\d+$")
-
-
-def namespaces():
-    """Names listed by ``ip netns`` (first word of each line)."""
-    out = subprocess.run(["ip", "netns"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
-def links():
-    """Interface names of the root namespace, as ``ip -o link`` lists them."""
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                         check=True).stdout
-    names = set()
-    for line in out.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) >= 2:
-            names.add(parts[1].strip().split("@")[0])
-    return names
-
-
-def _netns_inode(pid):
-    return os.stat("/proc/%s/ns/net" % pid).st_ino
-
+# -- the host's state, for bench/bench_netns_scale.py only -------------------------------
+# The benchmark runs alone and compares the whole host before and after. Tests must not:
+# they check their own resources by token (conftest's netns_leftovers fixture).
 
 def processes_in_other_namespaces():
     """pid -> command line of every live (non-zombie) process whose network namespace is
     not this process's (the root namespace)."""
-    own = _netns_inode("self")
-    found = {}
-    for proc in psutil.process_iter(["pid", "status", "cmdline"]):
-        try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if _netns_inode(proc.pid) != own:
-                found[proc.pid] = " ".join(proc.info["cmdline"] or [])
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def processes_in(ns_name):
-    """pid -> command line of the live processes inside named namespace ``ns_name``."""
-    inode = os.stat(os.path.join("/run/netns", ns_name)).st_ino
+    own = os.stat("/proc/self/ns/net").st_ino
     found = {}
     for proc in psutil.process_iter(["pid", "status", "cmdline"]):
         try:
             if proc.info["status"] != psutil.STATUS_ZOMBIE and \
-                    _netns_inode(proc.pid) == inode:
+                    os.stat("/proc/%d/ns/net" % proc.pid).st_ino != own:
                 found[proc.pid] = " ".join(proc.info["cmdline"] or [])
         except (OSError, psutil.Error):
             continue
@@ -315,61 +257,31 @@ def host_state():
             "processes": processes_in_other_namespaces()}
 
 
-def new_since(before):
-    """What exists now and did not in ``before`` (empty lists: nothing new)."""
-    now = host_state()
-    return {"namespaces": sorted(now["namespaces"] - before["namespaces"]),
-            "links": sorted(now["links"] - before["links"]),
-            "processes": sorted("%d %s" % (pid, cmd) for pid, cmd in now["processes"].items()
-                                if pid not in before["processes"])}
-
-
 def wait_nothing_new(before, timeout=5.0):
-    """Poll (namespace removal frees links asynchronously) until nothing is new; return
-    what is still new after ``timeout`` (all lists empty when clean)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = new_since(before)
-        if not any(left.values()) or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def nothing_left_behind(timeout=5.0):
-    """Yield the host state before the body; afterwards fail the test if the body left a
-    namespace, a link or bridge, or a process in another namespace (polled for up to
-    ``timeout``: the kernel frees a removed namespace's links asynchronously). Leftovers
-    are removed before failing, so that the next test starts clean."""
-    before = host_state()
-    yield before
-    left = wait_nothing_new(before, timeout)
-    if any(left.values()):
-        remove_leftovers(left)
-        import pytest
-        pytest.fail("the test left netns resources behind: %s" % left, pytrace=False)
+    """What exists now and did not in ``before`` (polled until nothing is new or
+    ``timeout`` passes; all lists empty when clean)."""
+    def new_since():
+        now = host_state()
+        return {"namespaces": sorted(now["namespaces"] - before["namespaces"]),
+                "links": sorted(now["links"] - before["links"]),
+                "processes": sorted("%d %s" % (pid, cmd)
+                                    for pid, cmd in now["processes"].items()
+                                    if pid not in before["processes"])}
+    wait_until(lambda: not any(new_since().values()), timeout, 0.05)
+    return new_since()
 
 
 def remove_leftovers(left):
-    """Remove what a failed test left (nepi namespaces by token, stray processes), so that
-    the next test starts clean."""
-    from nepi.testbeds.netns.execute import remove_resources
-    tokens = {m.group(1) for m in map(NAMESPACE_RE.match, left.get("namespaces", [])) if m}
-    for token in tokens:
-        remove_resources(token)
-    for entry in left.get("processes", []):
-        pid = int(entry.split()[0])
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """Remove what ``wait_nothing_new`` found (nepi namespaces by token, processes)."""
+    remove_netns({m.group(1) for m in map(NAMESPACE_RE.match, left.get("namespaces", []))
+                  if m}, left.get("processes", []))
 
 
 # -- names of a running netns testbed ---------------------------------------------------
 
 def testbed_token(root_dir):
     """The per-testbed token the netns testbed keeps in its root dir."""
-    with open(os.path.join(str(root_dir), "netns-resources.json")) as f:
+    with open(os.path.join(str(root_dir), RESOURCES_FILE)) as f:
         return json.load(f)["token"]
 
 

@@ -21,8 +21,12 @@ if os.geteuid() != 0:
 
 from nepi.testbeds.netns.apps import DEMOTED_PATH  # noqa: E402
 from nepi.util import proxy  # noqa: E402
+from nepi.util.constants import DeploymentConfiguration as DC  # noqa: E402
 
 import netns_experiments as nx  # noqa: E402
+from helpers import wait_finished  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("netns_leftovers")
 
 PROBE = "env; echo --fds--; ls -l /proc/self/fd/"
 # what bash itself exports to the commands it runs
@@ -38,20 +42,21 @@ def leak(monkeypatch):
     return name
 
 
-def run_probe(mode, **app_attrs):
-    """Run PROBE as application 6 of the p2p design; (environment, {fd: target})."""
+def run_probe(root, mode, **app_attrs):
+    """Run PROBE as application 6 of the p2p design, with an in-process controller whose
+    root dir is ``root``; (environment, {fd: target})."""
     exp_desc, b = nx.make_p2p(command=PROBE, **app_attrs)
     if mode == "daemon":
         nx.as_daemon(b["desc"])
-    with nx.nothing_left_behind():
-        controller = proxy.create_experiment_controller(exp_desc.to_xml(), None)
-        try:
-            controller.start()
-            assert nx.wait_finished(controller, 6), "the probe never finished"
-            out = controller.trace(6, "stdout")
-            controller.stop()
-        finally:
-            controller.shutdown()
+    config = proxy.AccessConfiguration({DC.ROOT_DIRECTORY: str(root)})
+    controller = proxy.create_experiment_controller(exp_desc.to_xml(), config)
+    try:
+        controller.start()
+        assert wait_finished(controller, 6), "the probe never finished"
+        out = controller.trace(6, "stdout")
+        controller.stop()
+    finally:
+        controller.shutdown()
     env_text, _, fd_text = out.partition("--fds--\n")
     env = dict(line.split("=", 1) for line in env_text.splitlines() if "=" in line)
     fds = {}
@@ -69,13 +74,14 @@ def run_probe(mode, **app_attrs):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("lang", [None, "fr_FR.UTF-8"])
-def test_demoted_application_gets_a_login_environment_and_no_fds(mode, lang, leak,
+def test_demoted_application_gets_a_login_environment_and_no_fds(tmp_path, mode, lang, leak,
                                                                   monkeypatch):
     if lang is None:
         monkeypatch.delenv("LANG", raising=False)
     else:
         monkeypatch.setenv("LANG", lang)
-    env, fds = run_probe(mode, user="nobody", environment="DESIGN_VAR='set by the design'")
+    env, fds = run_probe(tmp_path, mode, user="nobody",
+                         environment="DESIGN_VAR='set by the design'")
     pw = pwd.getpwnam("nobody")
     assert leak not in env
     assert set(env) - SHELL_ADDED == {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG",
@@ -88,8 +94,8 @@ def test_demoted_application_gets_a_login_environment_and_no_fds(mode, lang, lea
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_root_application_keeps_its_environment_but_no_fds(mode, leak):
-    env, fds = run_probe(mode, environment="DESIGN_VAR=yes")
+def test_root_application_keeps_its_environment_but_no_fds(tmp_path, mode, leak):
+    env, fds = run_probe(tmp_path, mode, environment="DESIGN_VAR=yes")
     assert env[leak] == "root's environment"       # as before: the design file is code
     assert env["DESIGN_VAR"] == "yes"
     assert sorted(fds) == [0, 1, 2], fds

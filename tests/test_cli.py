@@ -1,40 +1,28 @@
 """The ``nepi`` command line, run as a real subprocess, and the main example."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "mock_design.py"
+from mock_experiments import README_EXAMPLE as EXAMPLE, cli_env, nepi_command
 
 
-def _env():
-    env = dict(os.environ)
-    # Test this checkout even if another one is installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def run(args, cwd, module="nepi.cli.nepi_cmd"):
-    return subprocess.run([sys.executable, "-m", module] + [str(a) for a in args],
-                          cwd=str(cwd), env=_env(), capture_output=True, text=True,
-                          timeout=120)
+def run(args, cwd):
+    return nepi_command(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def example_xml(tmp_path_factory):
     out = tmp_path_factory.mktemp("example") / "mock.xml"
-    proc = subprocess.run([sys.executable, str(EXAMPLE), str(out)], cwd=str(out.parent),
-                          env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, EXAMPLE, str(out)], cwd=str(out.parent),
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return out
 
 
 def test_example_runs_and_writes_xml(tmp_path):
-    proc = subprocess.run([sys.executable, str(EXAMPLE)], cwd=str(tmp_path), env=_env(),
+    proc = subprocess.run([sys.executable, EXAMPLE], cwd=str(tmp_path), env=cli_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     written = tmp_path / "mock-experiment.xml"      # the default output path

@@ -2,55 +2,24 @@
 as a real subprocess, with testbed daemons over real sockets where the design asks for
 them. Every test checks that no daemon of its root dirs is left (psutil)."""
 
-import importlib.util
 import io
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-
-from mock_experiments import daemons_under, runtime_files
+from helpers import daemons_under, runtime_files
+from mock_experiments import cli_env, nepi_command as nepi, nepid_command, write_readme_design
 
 from nepi.cli.progress import ProgressDisplay, follow
 from nepi.cli.traces import copy_traces
 from nepi.testbeds.mockbase import PING_TEXT
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "mock_design.py"
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def nepi(*args, cwd, timeout=120):
-    return subprocess.run([sys.executable, "-m", "nepi.cli.nepi_cmd"] + [str(a) for a in args],
-                          cwd=str(cwd), env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("mock_design_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def write_design(path, daemon=False, setup=None):
     """The README's mock example; optionally with testbed 1 (mock) as a daemon."""
-    exp = _example().build()
-    tb = exp.testbed_descriptions[0]
-    if daemon:
-        tb.set_attribute_value("deployment_mode", "DAEMON")
-    if setup is not None:
-        tb.set_attribute_value("deployment_environment_setup", setup)
-    path.write_text(exp.to_xml(), encoding="utf-8")
-    return path
+    return write_readme_design(path, (1,) if daemon else (), setup)
 
 
 def write_no_app_design(path):
@@ -170,7 +139,7 @@ def test_run_ctrl_c_stops_and_shuts_down(tmp_path):
     root = tmp_path / "root"
     proc = subprocess.Popen([sys.executable, "-m", "nepi.cli.nepi_cmd", "run", str(design),
                              "--root-dir", str(root), "--duration", "120"],
-                            cwd=str(tmp_path), env=_env(), stdout=subprocess.PIPE,
+                            cwd=str(tmp_path), env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         seen = []
@@ -204,7 +173,7 @@ def test_run_ctrl_c_during_deployment_rolls_back(tmp_path):
     design = write_design(tmp_path / "slow.xml", daemon=True, setup="sleep 30")
     root = tmp_path / "root"
     proc = subprocess.Popen([sys.executable, "-m", "nepi.cli.nepi_cmd", "run", str(design),
-                             "--root-dir", str(root)], cwd=str(tmp_path), env=_env(),
+                             "--root-dir", str(root)], cwd=str(tmp_path), env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -238,9 +207,7 @@ def test_run_duration_ends_an_experiment_without_applications(tmp_path):
 
 def test_run_refuses_a_root_dir_served_by_nepid(tmp_path):
     root = tmp_path / "root"
-    start = subprocess.run([sys.executable, "-m", "nepi.cli.nepid_cmd", "start", "--root-dir",
-                            str(root)], env=_env(), capture_output=True, text=True,
-                           timeout=120)
+    start = nepid_command("start", "--root-dir", root)
     assert start.returncode == 0, start.stderr
     try:
         proc = nepi("run", write_design(tmp_path / "mock.xml"), "--root-dir", root,
@@ -248,9 +215,7 @@ def test_run_refuses_a_root_dir_served_by_nepid(tmp_path):
         assert proc.returncode == 1
         assert "nepid (pid " in proc.stderr and "is serving" in proc.stderr
     finally:
-        stop = subprocess.run([sys.executable, "-m", "nepi.cli.nepid_cmd", "stop",
-                               "--root-dir", str(root)], env=_env(), capture_output=True,
-                              text=True, timeout=120)
+        stop = nepid_command("stop", "--root-dir", root)
         assert stop.returncode == 0, stop.stderr
 
 

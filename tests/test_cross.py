@@ -30,9 +30,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mock_experiments import daemons_of_testbed
-
 import netns_experiments as nx
+from helpers import NETNS_MISSING, daemons_under, runtime_files, wait_finished, wait_until
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.errors import DeploymentError
 from nepi.util import proxy
@@ -45,9 +44,9 @@ pytestmark = [pytest.mark.timeout(300)]
 needs_ns3_and_root = [
     pytest.mark.skipif(importlib.util.find_spec("ns") is None,
                        reason="the ns-3 Python bindings are not installed (pip install ns3)"),
-    pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+    pytest.mark.skipif(NETNS_MISSING is not None,
                        reason="cross-testbed experiments build network namespaces and TAP "
-                              "devices: they need root and /dev/net/tun"),
+                              "devices: %s" % NETNS_MISSING),
 ]
 
 
@@ -139,10 +138,6 @@ class Cross:
 
 # -- checks -----------------------------------------------------------------------------
 
-def ns3_daemons():
-    return {p.pid for p in daemons_of_testbed("ns3")}
-
-
 def loss(stdout):
     """(transmitted, received) of a finished ping."""
     m = re.search(r"(\d+) packets transmitted, (\d+) received", stdout)
@@ -151,7 +146,7 @@ def loss(stdout):
 
 
 def ping_result(controller, app, timeout=60):
-    assert nx.wait_finished(controller, app.guid, timeout), "ping %d did not finish" % app.guid
+    assert wait_finished(controller, app.guid, timeout), "ping %d did not finish" % app.guid
     return controller.trace(app.guid, "stdout")
 
 
@@ -166,27 +161,19 @@ def in_process(root):
     return proxy.AccessConfiguration({DC.ROOT_DIRECTORY: str(root)})
 
 
-def files_under(root):
-    return [os.path.join(d, f) for d, _, files in os.walk(str(root)) for f in files]
-
-
 @pytest.fixture
-def clean_host(tmp_path, nepi_kit):
-    """(d): whatever a scenario built -- namespaces, links, processes in namespaces, ns3
-    daemons, sockets -- is gone once it shut down (checked after nepi_kit has shut down
-    the controllers a failed test left running)."""
-    before, ns3_before = nx.host_state(), ns3_daemons()
+def clean_host(tmp_path, nepi_kit, netns_leftovers):
+    """(d): whatever a scenario built -- its namespaces, links, processes in them
+    (netns_leftovers, given 10 s here), its daemons (ns3 ones included), sockets -- is
+    gone once it shut down (checked after nepi_kit has shut down the controllers a failed
+    test left running)."""
+    netns_leftovers.timeout = 10.0
     yield
     nepi_kit.close()                 # shut down what a failed test left running
-    left = nx.wait_nothing_new(before, timeout=10)
-    ns3_left = nx.wait_until(lambda: ns3_daemons() - ns3_before == set(), 15) or \
-        ns3_daemons() - ns3_before
-    sockets = [path for path in files_under(tmp_path) if path.endswith(".sock")
+    assert wait_until(lambda: not daemons_under(tmp_path), 15), \
+        "daemons left: %s" % [p.cmdline() for p in daemons_under(tmp_path)]
+    sockets = [path for path in runtime_files(tmp_path) if path.endswith(".sock")
                or stat.S_ISSOCK(os.lstat(path).st_mode)]
-    if any(left.values()):
-        nx.remove_leftovers(left)
-    assert not any(left.values()), "left behind: %s" % left
-    assert ns3_left is True, "ns3 daemons left: %s" % ns3_left
     assert sockets == [], sockets
 
 
@@ -258,7 +245,7 @@ def test_tunchannel_drops_what_the_device_cannot_take():
         payload = b"x" * 1400
         for _ in range(2000):
             devices[0].send(payload)
-        assert nx.wait_until(lambda: b.frames_dropped > 0, 10)
+        assert wait_until(lambda: b.frames_dropped > 0, 10)
         devices[1].settimeout(0.5)
         while True:                                     # drain what was queued
             try:
@@ -377,13 +364,47 @@ def test_cross_links_survive_ec_daemon_kill9_and_recovery(tmp_path, nepi_kit, cl
         sent, received = loss(ping_result(recovered, app))
         print("ping across the kill -9 and recovery: %d sent, %d received" % (sent, received))
         assert sent == 25 and received >= 24, (sent, received)
-    for app in design.apps:
-        recovered.action(app.guid, "start")
-    for app in design.apps:
-        assert " 0% packet loss" in ping_result(recovered, app)
+    ping_again(recovered, design, " 0% packet loss")
     assert recovered.status() == TS.STATUS_STARTED
-    recovered.stop()
-    recovered.shutdown()
+    shut_down(nepi_kit, recovered, tmp_path)
+
+
+def deploy_in_process(nepi_kit, design, tmp_path):
+    """An in-process controller (root tmp_path/exp) of ``design``, started; its first
+    pings cross with 0% loss."""
+    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
+                                    allowed_roots=[str(tmp_path)])
+    controller.start()
+    for app in design.apps:
+        assert " 0% packet loss" in ping_result(controller, app)
+    return controller
+
+
+def kill9_until_restarted(nepi_kit, controller, tmp_path, testbed, timeout):
+    """kill -9 ``testbed``'s daemon; its Restart policy brings a new one up, deployed."""
+    exp_root = str(tmp_path / "exp")
+    dead = nepi_kit.testbed_pid(exp_root, testbed.guid)
+    nepi_kit.kill9(dead)
+    assert nepi_kit.wait_until(
+        lambda: nepi_kit.testbed_pid(exp_root, testbed.guid) not in (None, dead)
+        and controller.status(testbed.guid) == TS.STATUS_STARTED, timeout, 0.2), \
+        "testbed %d was not restarted" % testbed.guid
+    assert controller.failed_testbeds() == {}
+
+
+def ping_again(controller, design, expected="3 packets transmitted, 3 received, "
+                                            "0% packet loss"):
+    """Start every ping again; each crosses as ``expected``."""
+    for app in design.apps:
+        controller.action(app.guid, "start")
+    for app in design.apps:
+        out = ping_result(controller, app)
+        assert expected in out, out
+
+
+def shut_down(nepi_kit, controller, tmp_path):
+    controller.stop()
+    controller.shutdown()
     nepi_kit.assert_nothing_left(tmp_path)
 
 
@@ -398,29 +419,12 @@ def test_ns3_restart_redoes_fd_and_tunchannel_cross_connections(tmp_path, nepi_k
     ns3 TunChannel. New pings over both links cross with 0% loss."""
     design = Cross(["fd", "udp"], ns3_mode=DC.MODE_DAEMON, root=tmp_path,
                    ns3_policy=DC.POLICY_RESTART)
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
-                                    allowed_roots=[str(tmp_path)])
-    controller.start()
-    for app in design.apps:
-        assert " 0% packet loss" in ping_result(controller, app)
-    exp_root = str(tmp_path / "exp")
-    dead = nepi_kit.testbed_pid(exp_root, design.ns3.guid)
+    controller = deploy_in_process(nepi_kit, design, tmp_path)
     t0 = time.monotonic()
-    nepi_kit.kill9(dead)
-    assert nepi_kit.wait_until(
-        lambda: nepi_kit.testbed_pid(exp_root, design.ns3.guid) not in (None, dead)
-        and controller.status(design.ns3.guid) == TS.STATUS_STARTED, 90, 0.2), \
-        "the ns3 testbed was not restarted"
+    kill9_until_restarted(nepi_kit, controller, tmp_path, design.ns3, 90)
     print("ns3 testbed kill -9 -> redeployed: %.1f s" % (time.monotonic() - t0))
-    assert controller.failed_testbeds() == {}
-    for app in design.apps:
-        controller.action(app.guid, "start")
-    for app in design.apps:
-        out = ping_result(controller, app)
-        assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
-    controller.stop()
-    controller.shutdown()
-    nepi_kit.assert_nothing_left(tmp_path)
+    ping_again(controller, design)
+    shut_down(nepi_kit, controller, tmp_path)
 
 
 @scenario
@@ -434,22 +438,12 @@ def test_netns_restart_redoes_fd_and_tunchannel_cross_connections(tmp_path, nepi
     design = Cross(["fd", "udp"], ns3_mode=DC.MODE_DAEMON, netns_mode=DC.MODE_DAEMON,
                    root=tmp_path)
     design.netns.set_attribute_value(DC.RECOVERY_POLICY, DC.POLICY_RESTART)
-    controller = nepi_kit.create_ec(design.xml(), in_process(tmp_path / "exp"),
-                                    allowed_roots=[str(tmp_path)])
-    controller.start()
-    for app in design.apps:
-        assert " 0% packet loss" in ping_result(controller, app)
+    controller = deploy_in_process(nepi_kit, design, tmp_path)
     exp_root = str(tmp_path / "exp")
     ns3_pid = nepi_kit.testbed_pid(exp_root, design.ns3.guid)
-    dead = nepi_kit.testbed_pid(exp_root, design.netns.guid)
     netns_root = os.path.join(str(tmp_path), "testbeds", "netns")
     old_token = nx.testbed_token(netns_root)
-    nepi_kit.kill9(dead)
-    assert nepi_kit.wait_until(
-        lambda: nepi_kit.testbed_pid(exp_root, design.netns.guid) not in (None, dead)
-        and controller.status(design.netns.guid) == TS.STATUS_STARTED, 60, 0.2), \
-        "the netns testbed was not restarted"
-    assert controller.failed_testbeds() == {}
+    kill9_until_restarted(nepi_kit, controller, tmp_path, design.netns, 60)
     assert nepi_kit.testbed_pid(exp_root, design.ns3.guid) == ns3_pid   # still running
     new_token = nx.testbed_token(netns_root)                          # new namespaces
     assert new_token != old_token
@@ -457,14 +451,8 @@ def test_netns_restart_redoes_fd_and_tunchannel_cross_connections(tmp_path, nepi
     assert {nx.ns_name(new_token, h.guid) for h in design.hosts} <= nx.namespaces()
     for app in design.apps:                 # the restarted testbed ran its pings again
         print("first ping after the restart:", loss(ping_result(controller, app)))
-    for app in design.apps:
-        controller.action(app.guid, "start")
-    for app in design.apps:
-        out = ping_result(controller, app)
-        assert "3 packets transmitted, 3 received, 0% packet loss" in out, out
-    controller.stop()
-    controller.shutdown()
-    nepi_kit.assert_nothing_left(tmp_path)
+    ping_again(controller, design)
+    shut_down(nepi_kit, controller, tmp_path)
 
 
 # -- the example ----------------------------------------------------------------------

@@ -23,20 +23,11 @@ from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 from nepi.util.files import read_json
 
+from helpers import LIB_DIR, wait_finished
 from mock_experiments import PING_TEXT, make_cross_test_experiment, make_test_experiment
 
 USER = getpass.getuser()
 TRACE_INFO = {"fake": {"host": "localhost", "user": USER, "filepath": "<test>"}}
-LIB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-
-
-def wait_finished(controller, guid, timeout=30.0):
-    """NEPI 2 polls is_finished every 0.5 s forever; bounded here (8.7)."""
-    deadline = time.monotonic() + timeout
-    while not controller.is_finished(guid):
-        assert time.monotonic() < deadline, "guid %d never finished" % guid
-        time.sleep(0.05)
-    return True
 
 
 def check_single_run(controller):
@@ -44,7 +35,7 @@ def check_single_run(controller):
     started = controller.started_time
     assert isinstance(started, float)
     assert started < time.time()
-    assert wait_finished(controller, 6)
+    assert wait_finished(controller, 6, 30)
     trace = controller.trace(6, "fake")
     assert isinstance(trace, str)
     assert trace.startswith(PING_TEXT)
@@ -191,7 +182,7 @@ def test_twenty_concurrent_proxy_clients(tmp_path, nepi_kit):
     nepi_kit.daemon_testbed(desc)
     controller = nepi_kit.create_ec(exp_desc.to_xml(), nepi_kit.ec_config(tmp_path))
     controller.start()
-    assert wait_finished(controller, 6)
+    assert wait_finished(controller, 6, 30)
 
     clients = 20
     barrier = threading.Barrier(clients)

@@ -1,8 +1,8 @@
 """Design layer tests: NEPI 2's test/core/design.py ported exactly, plus guids, connectors,
 attributes, validation functions, netrefs and XML round trips.
 
-References: /work/shared/reference/core.md (sections 2-10, 15, 16),
-/work/shared/reference/daemons-and-tests.md (sections 7, 8.1, 8.2), /work/shared/SPEC.md (3, 12).
+References (the project's notes, not read by the tests): reference/core.md (sections 2-10,
+15, 16), reference/daemons-and-tests.md (sections 7, 8.1, 8.2), SPEC.md (3, 12).
 """
 
 import math
@@ -473,30 +473,31 @@ def test_set_value_error_names_element_and_expectation():
     assert desc.get_attribute_value("deployment_mode") == "SINGLE"
 
 
-def test_address_and_route_value_errors():
+@pytest.mark.parametrize("target,name,value,match", [
+    ("address", "Address", "nope", r"address of element 3 \(Interface\): Invalid value 'nope' "
+                                   r"for attribute Address: expected an IP address"),
+    ("address", "NetPrefix", 200, r"NetPrefix: expected an integer in range \[0, 128\]"),
+    ("address", "Broadcast", "fe80::1", r"Broadcast: expected an IPv4 address"),
+    ("route", "Destination", "nope", r"route of element 2 \(Node\): Invalid value 'nope' for "
+                                     r"attribute Destination: expected an IP address or a "
+                                     r"netref"),
+    ("route", "Device", 5, r"Invalid value 5 for attribute Device: expected a string"),
+    ("route", "Metric", True, r"Invalid value True for attribute Metric"),
+])
+def test_address_and_route_value_errors(target, name, value, match):
     _, desc = new_mock()
     node = desc.create("Node")
     iface = desc.create("Interface")
-    addr = iface.add_address()
-    with pytest.raises(AttributeValueError, match=r"address of element 3 \(Interface\): "
-                                                  r"Invalid value 'nope' for attribute "
-                                                  r"Address: expected an IP address"):
-        addr.set_attribute_value("Address", "nope")
-    with pytest.raises(AttributeValueError, match=r"NetPrefix: expected an integer in range "
-                                                  r"\[0, 128\]"):
-        addr.set_attribute_value("NetPrefix", 200)
-    with pytest.raises(AttributeValueError, match=r"Broadcast: expected an IPv4 address"):
-        addr.set_attribute_value("Broadcast", "fe80::1")
-    route = node.add_route()
-    with pytest.raises(AttributeValueError, match=r"route of element 2 \(Node\): Invalid value "
-                                                  r"'nope' for attribute Destination: "
-                                                  r"expected an IP address or a netref"):
-        route.set_attribute_value("Destination", "nope")
-    with pytest.raises(AttributeValueError, match=r"Invalid value 5 for attribute Device: "
-                                                  r"expected a string"):
-        route.set_attribute_value("Device", 5)
-    with pytest.raises(AttributeValueError, match=r"Invalid value True for attribute Metric"):
-        route.set_attribute_value("Metric", True)
+    item = iface.add_address() if target == "address" else node.add_route()
+    before = item.get_attribute_value(name)
+    with pytest.raises(AttributeValueError, match=match):
+        item.set_attribute_value(name, value)
+    assert item.get_attribute_value(name) == before          # the old value stays
+
+
+def test_route_nexthop_may_be_a_netref():
+    _, desc = new_mock()
+    route = desc.create("Node").add_route()
     route.set_attribute_value("NextHop", "{#[x].addr[0].[Address]#}")
     assert route.get_attribute_value("NextHop") == "{#[x].addr[0].[Address]#}"
 

@@ -4,27 +4,14 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
-import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="netns experiments need root and /dev/net/tun")
+from helpers import REPO, needs_netns
 
 
-def _namespaces():
-    try:
-        return set(os.listdir("/run/netns"))
-    except FileNotFoundError:
-        return set()
-
-
-@needs_root
-def test_netns_routing_example(tmp_path):
-    before = _namespaces()
+@needs_netns
+def test_netns_routing_example(tmp_path, netns_leftovers):
     root = tmp_path / "routing"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / "examples" / "netns_routing.py"),
@@ -37,7 +24,9 @@ def test_netns_routing_example(tmp_path):
         assert (root / name).exists()
     assert (root / "logs").is_dir()
     assert not (root / "nepid.pid").exists()
-    assert not (_namespaces() - before)
+    # its testbed was seen deployed (under tmp_path), and nothing named after it is left
+    assert len(netns_leftovers.tokens) == 1
+    assert not any(netns_leftovers.wait_gone().values())
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
                  if str(root) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

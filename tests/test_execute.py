@@ -4,8 +4,6 @@ testbed_impl base (core.md 11, with the fixes of core.md 16 items 25-35).
 """
 
 import getpass
-import os
-import sys
 import threading
 
 import pytest
@@ -16,22 +14,11 @@ from nepi.testbeds import mock, mock2
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import TestbedStatus as TS
 
-from mock_experiments import PING_TEXT, wait_until
+from helpers import import_lib, wait_until
+from mock_experiments import PING_TEXT
 
-LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-
-import failmock  # noqa: E402  (tests/lib)
-import failmock.metadata as failmeta  # noqa: E402
-
-
-@pytest.fixture
-def failmock_env(monkeypatch):
-    monkeypatch.setenv("NEPI_TESTBEDS", "failmock:failmock")
-    failmock.REGISTRY.clear()
-    yield
-    failmock.REGISTRY.clear()
+failmock = import_lib("failmock")              # tests/lib
+failmeta = import_lib("failmock.metadata")
 
 
 def make_mock_test(testbed):
@@ -252,11 +239,6 @@ def test_defer_factory_set_errors():
     with pytest.raises(AttributeError, match=r"^Invalid value 'x' for factory attribute "
                                              r"maxAddresses"):
         tb.defer_factory_set(5, "maxAddresses", "x")
-    tb.defer_factory_set(5, "maxAddresses", 2)
-    tb.defer_add_address(5, "10.0.0.1", 24, None)
-    tb.defer_add_address(5, "10.0.0.2", 24, None)
-    with pytest.raises(RuntimeError, match=r"can't accept more addresses"):
-        tb.defer_add_address(5, "10.0.0.3", 24, None)
 
 
 def test_defer_connect_errors():
@@ -368,31 +350,29 @@ def test_traces_info_empty_without_traces():
     assert tb.traces_info() == {}
 
 
-def test_defer_add_address_errors():
+def test_defer_add_address_to_a_node_is_refused():
     tb = mock.TestbedController()
     tb.defer_create(2, "Node")
-    tb.defer_create(5, "Interface")
-    tb.defer_create(6, "Interface")
     with pytest.raises(RuntimeError, match=r"^Element type 'Node' doesn't support addresses$"):
         tb.defer_add_address(2, "10.0.0.1", 24, None)
-    # without a create-time value the limit is the factory's (mock overrides it to 3)
-    for i in range(3):
-        tb.defer_add_address(5, "10.0.0.%d" % (i + 1), 24, None)
+
+
+@pytest.mark.parametrize("testbed,set_max,limit", [
+    (mock, None, 3),                      # no design value: the factory's (mock overrides it)
+    (mock, "defer_create_set", 2),        # the design value arrives with defer_create_set
+    (mock, "defer_factory_set", 2),       # ... or as a factory attribute
+    (mock2, None, 1),                     # mock2 does not override the tag default
+], ids=["mock-factory", "create-set", "factory-set", "mock2-default"])
+def test_defer_add_address_limit(testbed, set_max, limit):
+    tb = testbed.TestbedController()
+    tb.defer_create(5, "Interface")
+    if set_max:
+        getattr(tb, set_max)(5, "maxAddresses", limit)
+    for i in range(limit):
+        tb.defer_add_address(5, "10.0.0.%d" % (i + 1), 24, "10.0.0.255" if i else None)
     with pytest.raises(RuntimeError, match=r"^Element guid 5 of type 'Interface' can't accept "
                                            r"more addresses$"):
-        tb.defer_add_address(5, "10.0.0.4", 24, None)
-    # the design value arrives with defer_create_set and wins
-    tb.defer_create_set(6, "maxAddresses", 2)
-    for i in range(2):
-        tb.defer_add_address(6, "10.0.1.%d" % (i + 1), 24, "10.0.1.255")
-    with pytest.raises(RuntimeError, match=r"can't accept more addresses"):
-        tb.defer_add_address(6, "10.0.1.3", 24, None)
-    # mock2 does not override the tag default: 1 address
-    tb2 = mock2.TestbedController()
-    tb2.defer_create(5, "Interface")
-    tb2.defer_add_address(5, "10.0.0.1", 24, None)
-    with pytest.raises(RuntimeError, match=r"can't accept more addresses"):
-        tb2.defer_add_address(5, "10.0.0.2", 24, None)
+        tb.defer_add_address(5, "10.0.0.%d" % (limit + 1), 24, None)
 
 
 def test_get_address():

@@ -1,47 +1,24 @@
-"""Design XML files written by NEPI 2 itself must load (SPEC 12, fixtures/nepi2/README.md)."""
-
-import importlib
-from pathlib import Path
+"""Design XML files written by NEPI 2 itself must load (SPEC 12, tests/fixtures/README.md)."""
 
 import pytest
 from lxml import etree
 
+from helpers import fixture_path
 from nepi.core.design import ExperimentDescription
-from nepi.errors import DesignError
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nepi2"
 
 ROUTE_FIELDS = ("Destination", "NetPrefix", "NextHop", "Metric", "Device")
+ALL_FIXTURES = ["nepi2-mock-single.xml", "nepi2-mock-cross.xml", "nepi2-netns-p2p.xml",
+                "nepi2-ns3-p2p.xml"]
 
 
 def fixture_text(name):
-    path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip("NEPI 2 fixture %s not found (expected in %s)" % (name, FIXTURES))
-    return path.read_text(encoding="utf-8")
+    return fixture_path(name).read_text(encoding="utf-8")
 
 
 def load(name):
     exp = ExperimentDescription()
     exp.from_xml(fixture_text(name))
     return exp
-
-
-def require_testbed(module, text, testbed_id):
-    """Skip while the testbed module is missing, after checking the load fails clearly."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        # Today: the design is refused with a DesignError naming the unknown testbed.
-        with pytest.raises(DesignError) as info:
-            ExperimentDescription().from_xml(text)
-        assert len(info.value.problems) == 1
-        problem = info.value.problems[0]
-        assert problem.guid == 1 and problem.blocking
-        assert "cannot load testbed %r: unknown testbed %r" % (testbed_id, testbed_id) \
-            in problem.message
-        pytest.skip("%s is not implemented yet; this fixture needs it (the test changes "
-                    "when that testbed lands)" % module)
 
 
 def _typed(kind, text):
@@ -191,21 +168,12 @@ def test_mock_single_values():
     assert exp.get_element_by_label("left") is if4
 
 
-def test_mock_single_matches_file():
-    text = fixture_text("nepi2-mock-single.xml")
-    assert_matches_file(load("nepi2-mock-single.xml"), text)
-
-
-def test_mock_single_roundtrip():
-    exp = load("nepi2-mock-single.xml")
-    xml = assert_roundtrip_stable(exp)
+def test_mock_single_is_written_without_none_route_fields():
+    xml = load("nepi2-mock-single.xml").to_xml()
     # nepi omits the unset route field that NEPI 2 wrote as the text "None"
     assert ('<route Destination="10.9.0.0" Metric="0" NetPrefix="16" NextHop="192.168.7.2"/>'
             in xml)
     assert '"None"' not in xml
-    exp2 = ExperimentDescription()
-    exp2.from_xml(xml)
-    assert_matches_file(exp2, fixture_text("nepi2-mock-single.xml"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,25 +213,9 @@ def test_mock_cross_values():
     assert exp.box(2).tags == ["mobile", "node", "allow_routes"]
 
 
-def test_mock_cross_matches_file():
-    text = fixture_text("nepi2-mock-cross.xml")
-    assert_matches_file(load("nepi2-mock-cross.xml"), text)
-
-
-def test_mock_cross_roundtrip():
-    exp = load("nepi2-mock-cross.xml")
-    xml = assert_roundtrip_stable(exp)
-    exp2 = ExperimentDescription()
-    exp2.from_xml(xml)
-    assert_matches_file(exp2, fixture_text("nepi2-mock-cross.xml"))
-
-
 def test_mock_fixtures_load_as_bytes():
-    path = FIXTURES / "nepi2-mock-cross.xml"
-    if not path.is_file():
-        pytest.skip("NEPI 2 fixture not found in %s" % FIXTURES)
     exp = ExperimentDescription()
-    exp.from_xml(path.read_bytes())
+    exp.from_xml(fixture_path("nepi2-mock-cross.xml").read_bytes())
     assert len([b for t in exp.testbed_descriptions for b in t.boxes]) == 10
 
 
@@ -274,37 +226,34 @@ def test_new_elements_after_loading_fixture_get_next_guid():
 
 
 # ---------------------------------------------------------------------------------------
-# netns / ns3 fixtures: need testbeds that are not implemented yet.
-# These tests skip until nepi.testbeds.netns / nepi.testbeds.ns3 exist; then they must load.
+# every fixture: loads as the file says, and writes back stably
 # ---------------------------------------------------------------------------------------
 
-def test_netns_p2p_fixture():
-    text = fixture_text("nepi2-netns-p2p.xml")
-    require_testbed("nepi.testbeds.netns", text, "netns")
-    exp = ExperimentDescription()
-    exp.from_xml(text)
-    (tbd,) = exp.testbed_descriptions
-    assert tbd.provider.testbed_id == "netns"
-    assert tbd.get_attribute_value("enableDebug") is True
-    assert_matches_file(exp, text)
-    addresses = sorted(a.get_attribute_value("Address") for b in tbd.boxes
-                       for a in getattr(b, "addresses", []))
-    assert addresses == ["10.20.0.1", "10.20.0.2"]
-    assert_roundtrip_stable(exp)
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_fixture_matches_file(name):
+    assert_matches_file(load(name), fixture_text(name))
 
 
-def test_ns3_p2p_fixture():
-    text = fixture_text("nepi2-ns3-p2p.xml")
-    require_testbed("nepi.testbeds.ns3", text, "ns3")
-    exp = ExperimentDescription()
-    exp.from_xml(text)
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_fixture_roundtrip(name):
+    xml = assert_roundtrip_stable(load(name))
+    exp2 = ExperimentDescription()
+    exp2.from_xml(xml)
+    assert_matches_file(exp2, fixture_text(name))
+
+
+@pytest.mark.parametrize("name,testbed_id,attributes,addresses", [
+    ("nepi2-netns-p2p.xml", "netns", {"enableDebug": True}, ["10.20.0.1", "10.20.0.2"]),
+    ("nepi2-ns3-p2p.xml", "ns3", {"SimulatorImplementationType": "ns3::RealtimeSimulatorImpl",
+                                  "ChecksumEnabled": True}, ["10.30.0.1", "10.30.0.2"]),
+], ids=["netns", "ns3"])
+def test_testbed_fixture(name, testbed_id, attributes, addresses):
+    """The netns and ns3 fixtures: one testbed, its attributes, two addresses, valid."""
+    exp = load(name)
     (tbd,) = exp.testbed_descriptions
-    assert tbd.provider.testbed_id == "ns3"
-    assert tbd.get_attribute_value("SimulatorImplementationType") == \
-        "ns3::RealtimeSimulatorImpl"
-    assert tbd.get_attribute_value("ChecksumEnabled") is True
-    assert_matches_file(exp, text)
-    addresses = sorted(a.get_attribute_value("Address") for b in tbd.boxes
-                       for a in getattr(b, "addresses", []))
-    assert addresses == ["10.30.0.1", "10.30.0.2"]
-    assert_roundtrip_stable(exp)
+    assert tbd.provider.testbed_id == testbed_id
+    for attribute, value in attributes.items():
+        assert tbd.get_attribute_value(attribute) == value, attribute
+    assert sorted(a.get_attribute_value("Address") for b in tbd.boxes
+                  for a in getattr(b, "addresses", [])) == addresses
+    assert exp.problems() == []

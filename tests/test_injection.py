@@ -11,7 +11,6 @@ made on real namespaces and read back with tcpdump.
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -24,12 +23,8 @@ from nepi.util import proxy
 from nepi.util.constants import DeploymentConfiguration as DC
 
 import netns_experiments as nx
-
-REPO = Path(__file__).resolve().parent.parent
-
-needs_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-    reason="real captures need root (namespaces) and /dev/net/tun")
+from helpers import needs_netns, processes_in, wait_finished, wait_until
+from mock_experiments import nepi_command
 
 EXPECTED = "expected a Linux interface name: 1 to 15 bytes"
 
@@ -120,16 +115,12 @@ def test_nepi_validate_refuses_bad_interface_names(marker, tmp_path):
     b["iface1"].set_attribute_value("name", "PLACEHOLDER1")
     b["iface2"].set_attribute_value("name", "PLACEHOLDER2")
     template = exp_desc.to_xml()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     names = [name for name, _ in bad_names(marker) if name and "\x07" not in name]
     for i, name in enumerate(names):
         path = tmp_path / ("design%d.xml" % i)
         path.write_text(template.replace('value="PLACEHOLDER1"', "value=" + quoteattr(name))
                         .replace('value="PLACEHOLDER2"', 'value="a:b"'), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "nepi.cli.nepi_cmd", "validate", path],
-                              cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                              timeout=120)
+        proc = nepi_command("validate", path, cwd=tmp_path)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         lines = proc.stdout.splitlines()
         left = [line for line in lines if "label 'left'" in line]
@@ -142,14 +133,14 @@ def test_nepi_validate_refuses_bad_interface_names(marker, tmp_path):
     assert not marker.exists()
 
 
-def test_a_netref_resolving_to_a_bad_name_is_refused_before_deployment(marker):
+def test_a_netref_resolving_to_a_bad_name_is_refused_before_deployment(marker,
+                                                                        netns_leftovers):
     """Netrefs are resolved after the design checks: the testbed controller checks the
     resolved value, names the element, and nothing is created or run."""
     exp_desc, b = nx.make_p2p(command="cat", stdin="$(touch %s)" % marker)
     b["app"].set_attribute_value("label", "app")
     b["iface1"].set_attribute_value("name", "{#[app].[stdin]#}")
     b["iface1"].enable_trace("pcap")
-    before = nx.host_state()
     controller = proxy.create_experiment_controller(exp_desc.to_xml(), None)
     try:
         with pytest.raises(DeploymentError) as info:
@@ -160,7 +151,7 @@ def test_a_netref_resolving_to_a_bad_name_is_refused_before_deployment(marker):
     assert "Invalid value '$(touch %s)' for attribute name of element 4 (P2PNodeInterface): " \
            "%s" % (marker, EXPECTED) in message, message
     assert not marker.exists()
-    assert not any(nx.wait_nothing_new(before).values())
+    assert not any(netns_leftovers.wait_gone().values())     # and fixture checks again
 
 
 # ---------------------------------------------------------------------------------------
@@ -183,7 +174,8 @@ def icmp_counts(path):
 
 
 @needs_netns
-def test_capture_with_shell_syntax_in_root_dir_and_names(tmp_path, monkeypatch):
+def test_capture_with_shell_syntax_in_root_dir_and_names(tmp_path, monkeypatch,
+                                                         netns_leftovers):
     """A whole experiment whose root dir holds a space, quotes and $(...), and whose
     interfaces have Linux-valid names full of shell syntax: the pcaps are made where they
     belong and read back; no command in any of those strings ran (they would write in
@@ -199,22 +191,22 @@ def test_capture_with_shell_syntax_in_root_dir_and_names(tmp_path, monkeypatch):
     config = proxy.AccessConfiguration()
     config.set_attribute_value(DC.DEPLOYMENT_MODE, DC.MODE_SINGLE_PROCESS)
     config.set_attribute_value(DC.ROOT_DIRECTORY, str(root))
-    with nx.nothing_left_behind():
-        controller = proxy.create_experiment_controller(exp_desc.to_xml(), config)
-        try:
-            controller.start()
-            assert nx.wait_finished(controller, 6)
-            assert "3 packets transmitted, 3 received" in controller.trace(6, "stdout")
-            paths = [controller.trace(guid, "pcap", "path") for guid in (2, 4, 5)]
-            for path in paths:
-                assert path.startswith(str(root) + os.sep), path
-                assert nx.wait_until(lambda: icmp_counts(path) == (3, 3), 5), \
-                    (path, tcpdump_read(path))
-            header = tcpdump_read(paths[1]).stderr
-            assert "EN10MB" in header, header          # the interface itself, not 'any'
-            controller.stop()
-        finally:
-            controller.shutdown()
+    controller = proxy.create_experiment_controller(exp_desc.to_xml(), config)
+    try:
+        controller.start()
+        assert wait_finished(controller, 6)
+        assert "3 packets transmitted, 3 received" in controller.trace(6, "stdout")
+        paths = [controller.trace(guid, "pcap", "path") for guid in (2, 4, 5)]
+        for path in paths:
+            assert path.startswith(str(root) + os.sep), path
+            assert wait_until(lambda: icmp_counts(path) == (3, 3), 5), \
+                (path, tcpdump_read(path))
+        header = tcpdump_read(paths[1]).stderr
+        assert "EN10MB" in header, header          # the interface itself, not 'any'
+        controller.stop()
+    finally:
+        controller.shutdown()
+    assert not any(netns_leftovers.wait_gone().values())
     assert sorted(p.name for p in tmp_path.rglob("pwned*")) == []
 
 
@@ -242,4 +234,4 @@ def test_crafted_name_reaching_the_capture_runs_nothing(marker, namespace, tmp_p
         with pytest.raises(DeploymentError, match=r"tcpdump failed: .*"):
             start_capture(namespace, name, str(tmp_path / ("c%d.pcap" % i)))
         assert not marker.exists(), name
-    assert nx.processes_in(namespace) == {}
+    assert processes_in(namespace) == {}

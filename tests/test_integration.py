@@ -6,7 +6,6 @@ single-process cases with their exact values (daemons-and-tests.md 8.4.1, 8.4.2,
 import getpass
 import json
 import os
-import sys
 import time
 
 import pytest
@@ -20,37 +19,14 @@ from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 
-from mock_experiments import (PING_TEXT, make_cross_test_experiment, make_test_experiment,
-                              make_testbed, wait_until)
+from helpers import import_lib, wait_until
+from mock_experiments import PING_TEXT, make_cross_test_experiment, make_test_experiment, \
+    make_testbed
 
-LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-
-import failmock  # noqa: E402  (tests/lib)
+failmock = import_lib("failmock")              # tests/lib
 
 USER = getpass.getuser()
 TRACE_INFO = {"fake": {"host": "localhost", "user": USER, "filepath": "<test>"}}
-
-
-@pytest.fixture
-def failmock_env(monkeypatch):
-    monkeypatch.setenv("NEPI_TESTBEDS", "failmock:failmock")
-    failmock.REGISTRY.clear()
-    yield
-    failmock.REGISTRY.clear()
-
-
-@pytest.fixture
-def controllers():
-    """Controllers created by a test; shut down afterwards whatever happens."""
-    made = []
-    yield made
-    for c in made:
-        try:
-            c.shutdown()
-        except Exception:
-            pass
 
 
 def labelled_address(iface, label="some", address="10.0.0.2"):
@@ -115,40 +91,30 @@ def test_single_process_integration():
         controller.shutdown()
 
 
-def test_reference_expressions():
+@pytest.mark.parametrize("target", ["element", "testbed"])
+def test_reference_expressions(target):
+    """NEPI 2's test_reference_expressions and test_testbed_reference_expressions: an
+    address netref resolves into an element's attribute, or into the deployment_host of a
+    second testbed (created once the first one runs)."""
     exp_desc, desc, app, node1, node2, iface1, iface2 = make_test_experiment()
-    iface1.set_attribute_value("label", "some")
-    addr = iface1.add_address()
-    addr.set_attribute_value("Address", "10.0.0.2")
-    iface2.set_attribute_value("test", "{#[some].addr[0].[Address]#}")
-    xml = exp_desc.to_xml()
-    controller = proxy.create_experiment_controller(xml, None)
+    labelled_address(iface1)
+    netref = "{#[some].addr[0].[Address]#}"
+    if target == "element":
+        iface2.set_attribute_value("test", netref)
+    else:
+        desc2 = exp_desc.add_testbed_description(FactoriesProvider("mock2"))
+        assert desc2.guid == 7
+        desc2.set_attribute_value("deployment_host", netref)
+    controller = proxy.create_experiment_controller(exp_desc.to_xml(), None)
     try:
         controller.start()
         assert wait_until(lambda: controller.is_finished(6), timeout=10, interval=0.5)
         assert controller.trace(6, "fake").startswith(PING_TEXT)
-        assert controller.get(5, "test") == "10.0.0.2"
-        controller.stop()
-    finally:
-        controller.shutdown()
-
-
-def test_testbed_reference_expressions():
-    exp_desc, desc, app, node1, node2, iface1, iface2 = make_test_experiment()
-    iface1.set_attribute_value("label", "some")
-    addr = iface1.add_address()
-    addr.set_attribute_value("Address", "10.0.0.2")
-    desc2 = exp_desc.add_testbed_description(FactoriesProvider("mock2"))
-    assert desc2.guid == 7
-    desc2.set_attribute_value("deployment_host", "{#[some].addr[0].[Address]#}")
-    xml = exp_desc.to_xml()
-    controller = proxy.create_experiment_controller(xml, None)
-    try:
-        controller.start()
-        assert wait_until(lambda: controller.is_finished(6), timeout=10, interval=0.5)
-        assert controller.trace(6, "fake").startswith(PING_TEXT)
-        assert controller.deployment_config(7)["deployment_host"] == "10.0.0.2"
-        assert controller.status(7) == TS.STATUS_STARTED
+        if target == "element":
+            assert controller.get(5, "test") == "10.0.0.2"
+        else:
+            assert controller.deployment_config(7)["deployment_host"] == "10.0.0.2"
+            assert controller.status(7) == TS.STATUS_STARTED
         controller.stop()
     finally:
         controller.shutdown()
@@ -260,21 +226,23 @@ def test_start_twice_raises(tmp_path, controllers):
     assert controller.is_finished(6)
 
 
-def test_shutdown_twice_is_fine(tmp_path):
+@pytest.mark.parametrize("started", [True, False], ids=["after-start", "without-start"])
+def test_shutdown_twice_is_fine(tmp_path, started):
+    """Shutdown (twice) with or without a start: the experiment is over, recorded as such
+    with no daemon; without a start nothing was deployed (no execute XML)."""
     exp_desc = make_test_experiment()[0]
     controller = ExperimentController(exp_desc.to_xml(), str(tmp_path))
-    controller.start()
-    controller.stop()
+    if started:
+        controller.start()
+        controller.stop()
     controller.shutdown()
     controller.shutdown()
     assert controller.state == "shutdown"
-
-
-def test_shutdown_without_start(tmp_path):
-    exp_desc = make_test_experiment()[0]
-    controller = ExperimentController(exp_desc.to_xml(), str(tmp_path))
-    controller.shutdown()
-    controller.shutdown()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert (manifest["experiment_state"], manifest["daemons"]) == ("shutdown", {})
+    assert (tmp_path / EXECUTE_XML).exists() == started
+    with pytest.raises(NepiError, match="already shutdown"):
+        controller.start()
 
 
 def test_controller_without_root_dir_is_a_clear_error():
@@ -481,28 +449,37 @@ def test_netref_value_lands_in_the_testbed_not_the_raw_text(tmp_path, controller
     assert controller.get(2, "test") == "<test>"
 
 
-def test_testbed_netref_to_a_runtime_value_waits_for_a_second_round(tmp_path, controllers):
+@pytest.mark.parametrize("third_host,expected", [
+    ("x{#[app2].trace[fake].[path]#}", "x<test>"),       # a trace of the second round
+    ("{#[n21].[test]#}", "host-<test>"),                 # an element netref of it
+], ids=["runtime-value", "through-an-element-netref"])
+def test_testbed_netref_to_a_runtime_value_waits_for_a_later_round(tmp_path, controllers,
+                                                                    third_host, expected):
     """A testbed whose deployment attribute needs a value only a running testbed knows is
-    created in a later round; rounds chain through testbeds (core.md 16.41)."""
+    created in a later round; rounds chain through testbeds (core.md 16.41): mock2 (7)
+    needs a trace path of mock (1), the third testbed (13) ``third_host``."""
     exp_desc, desc, app, node1, node2, iface1, iface2 = make_test_experiment()
     app.set_attribute_value("label", "app")
     exp_desc, desc2, app2, n21, n22, i21, i22 = make_testbed(exp_desc, "mock2")
     assert desc2.guid == 7
     desc2.set_attribute_value("deployment_host", "{#[app].trace[fake].[path]#}")
     app2.set_attribute_value("label", "app2")
+    n21.set_attribute_value("label", "n21")
+    n21.set_attribute_value("test", "host-{#[app].trace[fake].[path]#}")
     desc3 = exp_desc.add_testbed_description(FactoriesProvider("mock"))
     assert desc3.guid == 13
-    desc3.set_attribute_value("deployment_host", "x{#[app2].trace[fake].[path]#}")
+    desc3.set_attribute_value("deployment_host", third_host)
     controller = deploy(controllers, exp_desc, tmp_path)
     assert controller.deployment_config(7)["deployment_host"] == "<test>"
-    assert controller.deployment_config(13)["deployment_host"] == "x<test>"
+    assert controller.deployment_config(13)["deployment_host"] == expected
+    assert controller.get(8, "test") == "host-<test>"
     assert controller.traces_info()[7] == {12: {"fake": {"host": "<test>", "user": USER,
                                                          "filepath": "<test>"}}}
     assert controller.status(7) == controller.status(13) == TS.STATUS_STARTED
     assert controller.is_finished(12)
     saved = json.loads((tmp_path / DEPLOYMENT_JSON).read_text())
     assert saved["7"]["deployment_host"] == "<test>"
-    assert saved["13"]["deployment_host"] == "x<test>"
+    assert saved["13"]["deployment_host"] == expected
     # later rounds are shut down first
     assert controller._testbed_order == [[1], [7], [13]]
 
@@ -518,24 +495,6 @@ def test_testbed_circular_netrefs_are_refused(tmp_path):
     node1.set_attribute_value("test", "{#[n21].[test]#}")
     with pytest.raises(DesignError, match=r"cycle"):
         ExperimentController(exp_desc.to_xml(), str(tmp_path))
-
-
-def test_testbed_netref_chain_through_an_element_netref(tmp_path, controllers):
-    exp_desc, desc, app, node1, node2, iface1, iface2 = make_test_experiment()
-    app.set_attribute_value("label", "app")
-    exp_desc, desc2, app2, n21, n22, i21, i22 = make_testbed(exp_desc, "mock2")
-    assert desc2.guid == 7
-    desc2.set_attribute_value("deployment_host", "{#[app].trace[fake].[path]#}")
-    n21.set_attribute_value("label", "n21")
-    n21.set_attribute_value("test", "host-{#[app].trace[fake].[path]#}")
-    desc3 = exp_desc.add_testbed_description(FactoriesProvider("mock"))
-    assert desc3.guid == 13
-    desc3.set_attribute_value("deployment_host", "{#[n21].[test]#}")
-    controller = deploy(controllers, exp_desc, tmp_path)
-    assert controller.deployment_config(7)["deployment_host"] == "<test>"
-    assert controller.deployment_config(13)["deployment_host"] == "host-<test>"
-    assert controller.get(8, "test") == "host-<test>"
-    assert controller.status(13) == TS.STATUS_STARTED
 
 
 # ---------------------------------------------------------------------------------------

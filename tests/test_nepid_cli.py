@@ -4,47 +4,23 @@ run, stop, a refused second start, kill -9 then status/recover, and clean.
 Every test checks with psutil that no daemon of its root dirs is left behind, and kills
 leftovers so that a failing test does not leak processes."""
 
-import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from mock_experiments import cli_env, daemons_under, nepid_command, runtime_files
+from helpers import daemons_under, kill9, runtime_files, wait_until
+from mock_experiments import cli_env, nepid_command as nepid, write_readme_design
 
 from nepi.testbeds.mockbase import PING_TEXT
-
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "mock_design.py"
-
-
-_env = cli_env
-nepid = nepid_command
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("mock_design_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_design(path, daemons=(1, 7), setup=None):
     """The README's mock example with the testbeds of guids ``daemons`` run as daemons."""
-    exp = _example().build()
-    for tb in exp.testbed_descriptions:
-        if tb.guid in daemons:
-            tb.set_attribute_value("deployment_mode", "DAEMON")
-            if setup is not None:
-                tb.set_attribute_value("deployment_environment_setup", setup)
-    path.write_text(exp.to_xml(), encoding="utf-8")
-    return path
+    return write_readme_design(path, daemons, setup)
 
 
 def manifest(root):
@@ -59,14 +35,6 @@ def daemon_pids_of_testbeds(root):
 
 def nepid_pid(root):
     return manifest(root)["daemons"]["ec"]["pid"]
-
-
-def kill9(pid):
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and psutil.pid_exists(pid) and \
-            psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -181,16 +149,13 @@ def test_run_invalid_design_starts_nothing(tmp_path):
 def test_foreground_start_and_stop(tmp_path):
     root = tmp_path / "root"
     proc = subprocess.Popen([sys.executable, "-m", "nepi.cli.nepid_cmd", "start",
-                             "--foreground", "--root-dir", str(root)], env=_env(),
+                             "--foreground", "--root-dir", str(root)], env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def answered():
             status = nepid("status", "--root-dir", root)
-            if status.returncode == 0:
-                break
-            time.sleep(0.2)
-        assert status.returncode == 0, status.stdout + status.stderr
+            return status if status.returncode == 0 else None
+        status = wait_until(answered, 60, 0.2, what="the foreground nepid to answer")
         assert "nepid running (pid %d)" % proc.pid in status.stdout
         again = nepid("start", "--root-dir", root)
         assert again.returncode == 1 and "already running (pid %d)" % proc.pid in again.stderr
@@ -208,11 +173,17 @@ def test_foreground_start_and_stop(tmp_path):
 
 # ---- crashes, recovery and cleaning ------------------------------------------------------
 
+def run_then_kill9_nepid(root, design):
+    """``nepid run`` the design, then kill -9 the nepid; the testbed daemons' pids."""
+    assert nepid("run", "-q", design, "--root-dir", root).returncode == 0
+    testbeds = daemon_pids_of_testbeds(root)
+    kill9(nepid_pid(root))
+    return testbeds
+
+
 def test_kill9_then_status_and_recover_keep_the_testbed_daemons(tmp_path, design):
     root = tmp_path / "root"
-    assert nepid("run", "-q", design, "--root-dir", root).returncode == 0
-    before = daemon_pids_of_testbeds(root)
-    kill9(nepid_pid(root))
+    before = run_then_kill9_nepid(root, design)
 
     status = nepid("status", "--root-dir", root)
     assert status.returncode == 3
@@ -245,9 +216,7 @@ def test_kill9_then_status_and_recover_keep_the_testbed_daemons(tmp_path, design
 
 def test_start_after_kill9_recovers_too(tmp_path, design):
     root = tmp_path / "root"
-    assert nepid("run", "-q", design, "--root-dir", root).returncode == 0
-    before = daemon_pids_of_testbeds(root)
-    kill9(nepid_pid(root))
+    before = run_then_kill9_nepid(root, design)
     start = nepid("start", "--root-dir", root)
     assert start.returncode == 0, start.stderr
     assert "re-attached to the experiment" in start.stdout
@@ -257,9 +226,7 @@ def test_start_after_kill9_recovers_too(tmp_path, design):
 
 def test_clean_after_kill9_of_everything(tmp_path, design):
     root = tmp_path / "root"
-    assert nepid("run", "-q", design, "--root-dir", root).returncode == 0
-    pids = [nepid_pid(root)] + sorted(daemon_pids_of_testbeds(root).values())
-    for pid in pids:
+    for pid in run_then_kill9_nepid(root, design).values():
         kill9(pid)
     assert daemons_under(root) == []
     assert runtime_files(root) != []           # sockets, secrets, pid files remain
@@ -288,11 +255,9 @@ def test_clean_after_kill9_of_everything(tmp_path, design):
 def test_clean_kills_live_leftovers_of_that_root_dir_only(tmp_path, design):
     root = tmp_path / "root"
     other = tmp_path / "root-other"          # a prefix-sharing name must not be touched
-    assert nepid("run", "-q", design, "--root-dir", root).returncode == 0
     assert nepid("start", "--root-dir", other).returncode == 0
     try:
-        tb_pids = sorted(daemon_pids_of_testbeds(root).values())
-        kill9(nepid_pid(root))
+        tb_pids = sorted(run_then_kill9_nepid(root, design).values())
         assert all(psutil.pid_exists(p) for p in tb_pids)
         clean = nepid("clean", "--root-dir", root)
         assert clean.returncode == 0, clean.stdout + clean.stderr

@@ -5,8 +5,9 @@ traces (stdout, stderr, pcap), applications (user, environment, stop, status), b
 shaping measured with iperf3, runtime up/mtu/bandwidth, validation of delay/loss,
 failures mid-deployment, the NEPI 2 XML fixture, and recovery of a killed testbed daemon.
 
-After every test nothing of it may be left: no namespace, no link or bridge in the root
-namespace, no process in another network namespace (``nothing_left`` fixture).
+After every test nothing of it may be left: no namespace, link or bridge of its netns
+testbeds (by their tokens), no process in those namespaces or started by it (conftest's
+``netns_leftovers``, autouse here).
 
 Needs root and /dev/net/tun (the module is skipped otherwise).
 """
@@ -16,16 +17,15 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
-if os.geteuid() != 0:
-    pytest.skip("the netns testbed needs root (CAP_NET_ADMIN/CAP_SYS_ADMIN) to create "
-                "network namespaces; run the netns tests as root", allow_module_level=True)
-if not os.path.exists("/dev/net/tun"):
-    pytest.skip("/dev/net/tun is missing: TAP/TUN devices cannot be created here",
-                allow_module_level=True)
+from helpers import NETNS_MISSING, fixture_path, processes_in, wait_finished, wait_until
+
+if NETNS_MISSING:
+    pytest.skip(NETNS_MISSING, allow_module_level=True)
 
 from nepi.errors import DeploymentError, DesignError  # noqa: E402
 from nepi.testbeds.netns.execute import cleanup as netns_cleanup  # noqa: E402
@@ -36,7 +36,7 @@ from nepi.util.constants import TestbedStatus as TS  # noqa: E402
 
 import netns_experiments as nx  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nepi2"
+pytestmark = pytest.mark.usefixtures("netns_leftovers")
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                b"\xa1\xb2\x3c\x4d")
 
@@ -51,27 +51,6 @@ def need(*tools):
 # ---------------------------------------------------------------------------------------
 # fixtures and helpers
 # ---------------------------------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def nothing_left():
-    """Yield the host state before the test; fail if the test leaves a namespace, a link
-    or bridge, or a process in another namespace (polled for up to 5 s: the kernel frees
-    a removed namespace's links asynchronously). Leftovers are removed before failing."""
-    with nx.nothing_left_behind() as before:
-        yield before
-
-
-@pytest.fixture
-def controllers():
-    """Controllers made by a test; shut down at teardown whatever happened."""
-    made = []
-    yield made
-    for controller in reversed(made):
-        try:
-            controller.shutdown()
-        except Exception:
-            pass
-
 
 def deploy(controllers, exp_desc):
     """In-process EC (create_experiment_controller(xml, None)), started."""
@@ -92,7 +71,7 @@ def node_ns(controller, node_guid, testbed_guid=1):
 
 
 def finished_trace(controller, guid, trace="stdout", timeout=20.0):
-    assert nx.wait_finished(controller, guid, timeout), "application %d never finished" % guid
+    assert wait_finished(controller, guid, timeout), "application %d never finished" % guid
     return controller.trace(guid, trace)
 
 
@@ -105,25 +84,20 @@ def shutdown(controller):
 # NEPI 2 controller tests (4.1) and examples (4.6), through the ExperimentController
 # ---------------------------------------------------------------------------------------
 
-def test_p2p_ping(controllers):
-    """4.1 test 2 (test_run_ping_p2pif)."""
-    exp_desc, b = nx.make_p2p()
-    assert [b[k].guid for k in ("desc", "node1", "node2", "iface1", "iface2", "app")] == \
-        [1, 2, 3, 4, 5, 6]
+@pytest.mark.parametrize("build,roles,interface", [
+    (nx.make_p2p, ("desc", "node1", "node2", "iface1", "iface2", "app"), "P2PNodeInterface"),
+    (nx.make_switched, ("desc", "node1", "node2", "iface1", "iface2", "switch", "app"),
+     "NodeInterface"),
+], ids=["p2p", "switch"])
+def test_ping(controllers, build, roles, interface):
+    """4.1 test 2 (test_run_ping_p2pif) and test 1 (test_run_ping_if: NodeInterfaces on a
+    Switch), with NEPI 2's guids; the application is the last box."""
+    exp_desc, b = build()
+    assert [b[k].guid for k in roles] == list(range(1, len(roles) + 1))
     controller = deploy(controllers, exp_desc)
-    assert finished_trace(controller, 6).startswith(nx.ping_prefix("10.0.0.2"))
+    assert finished_trace(controller, len(roles)).startswith(nx.ping_prefix("10.0.0.2"))
     assert controller.get_testbed_id(2) == "netns"
-    assert controller.get_factory_id(4) == "P2PNodeInterface"
-    shutdown(controller)
-
-
-def test_switch_ping(controllers):
-    """4.1 test 1 (test_run_ping_if): NodeInterfaces on a Switch."""
-    exp_desc, b = nx.make_switched()
-    assert [b[k].guid for k in ("node1", "node2", "iface1", "iface2", "switch", "app")] == \
-        [2, 3, 4, 5, 6, 7]
-    controller = deploy(controllers, exp_desc)
-    assert finished_trace(controller, 7).startswith(nx.ping_prefix("10.0.0.2"))
+    assert controller.get_factory_id(4) == interface
     shutdown(controller)
 
 
@@ -171,10 +145,8 @@ def test_tap_tun_through_tunchannels_of_two_testbeds(controllers, device, proto)
 
 def test_nepi2_netns_p2p_fixture_runs():
     """The NEPI 2 XML fixture (one netns testbed, P2P, ``ping -qc3 10.20.0.2`` as root)."""
-    path = FIXTURES / "nepi2-netns-p2p.xml"
-    if not path.exists():
-        pytest.skip("NEPI 2 fixture not found in %s" % FIXTURES)
-    controller = proxy.create_experiment_controller(path.read_text(), None)
+    controller = proxy.create_experiment_controller(
+        fixture_path("nepi2-netns-p2p.xml").read_text(), None)
     try:
         controller.start()
         out = finished_trace(controller, 6)
@@ -225,7 +197,7 @@ def test_programmed_controller_status_not_started_running_finished(tmp_path):
         assert tc.status(7) == AS.STATUS_NOT_STARTED       # NEPI 2 crashed here (6.2)
         tc.start()
         assert tc.status(7) == AS.STATUS_RUNNING
-        assert nx.wait_until(lambda: tc.status(7) == AS.STATUS_FINISHED, 10)
+        assert wait_until(lambda: tc.status(7) == AS.STATUS_FINISHED, 10)
         assert tc.trace(7, "stdout").startswith(nx.ping_prefix("10.0.0.2"))
         assert tc.trace(7, "stdout", "path") == str(tmp_path / "7-stdout.trace")
         tc.stop()
@@ -283,13 +255,13 @@ def test_stop_kills_the_whole_process_group(controllers):
     ns = node_ns(controller, 2)
 
     def sleeps():
-        return [cmd for cmd in nx.processes_in(ns).values() if cmd == "sleep 1000"]
-    assert len(nx.wait_until(lambda: len(sleeps()) >= 2 and sleeps(), 5)) == 2
+        return [cmd for cmd in processes_in(ns).values() if cmd == "sleep 1000"]
+    assert len(wait_until(lambda: len(sleeps()) >= 2 and sleeps(), 5)) == 2
     assert controller.status(6) == AS.STATUS_RUNNING
     controller.stop()
-    assert nx.wait_until(lambda: not sleeps(), 5), sleeps()
+    assert wait_until(lambda: not sleeps(), 5), sleeps()
     assert controller.status(6) == AS.STATUS_FINISHED
-    assert nx.processes_in(ns) == {}
+    assert processes_in(ns) == {}
     controller.shutdown()
 
 
@@ -299,7 +271,7 @@ def test_application_status_running_then_finished(controllers):
     controller = deploy(controllers, exp_desc)
     assert controller.status(6) == AS.STATUS_RUNNING
     assert controller.is_finished(6) is False
-    assert nx.wait_finished(controller, 6, 10)
+    assert wait_finished(controller, 6, 10)
     assert controller.status(6) == AS.STATUS_FINISHED
     assert controller.status(long_app.guid) == AS.STATUS_RUNNING
     controller.stop()
@@ -313,14 +285,14 @@ def test_start_and_stop_an_application_after_deployment(controllers, tmp_path):
     again = nx.add_app(b["desc"], b["node2"], "echo run >> %s; sleep 1000" % marker,
                        traces=())
     controller = deploy(controllers, exp_desc)
-    assert nx.wait_until(lambda: marker.exists(), 5)
+    assert wait_until(lambda: marker.exists(), 5)
     assert controller.status(again.guid) == AS.STATUS_RUNNING
     with pytest.raises(RuntimeError, match="already running"):
         controller.action(again.guid, "start")
     controller.action(again.guid, "stop")
     assert controller.status(again.guid) == AS.STATUS_FINISHED
     controller.action(again.guid, "start")            # started again while deployed
-    assert nx.wait_until(lambda: marker.read_text().count("run") == 2, 5)
+    assert wait_until(lambda: marker.read_text().count("run") == 2, 5)
     assert controller.status(again.guid) == AS.STATUS_RUNNING
     with pytest.raises(ValueError, match="unknown action 'pause'"):
         controller.action(again.guid, "pause")
@@ -356,7 +328,7 @@ def test_pcap_traces_of_node_and_interface(controllers):
     assert node_path == os.path.join(root, "2-node.pcap")
     assert os.path.dirname(iface_path) == root and iface_path.endswith(".pcap")
     for path in (node_path, iface_path):
-        assert nx.wait_until(lambda: icmp_counts(path) == (5, 5), 5), \
+        assert wait_until(lambda: icmp_counts(path) == (5, 5), 5), \
             (path, icmp_counts(path))
     for guid, path in ((2, node_path), (5, iface_path)):
         value = controller.trace(guid, "pcap")
@@ -391,7 +363,7 @@ def received_rate(path, timeout=20.0):
                 return json.load(f)["end"]["sum_received"]["bits_per_second"]
         except (OSError, ValueError, KeyError):
             return None
-    value = nx.wait_until(rate, timeout, 0.1)
+    value = wait_until(rate, timeout, 0.1)
     assert value, "no iperf3 result in %s" % path
     return value
 
@@ -436,7 +408,7 @@ def test_runtime_up_down(controllers):
     assert not nx.ping_from(ns, "10.0.0.2")
     controller.set(4, "up", True)
     assert controller.get(4, "up") is True
-    assert nx.wait_until(lambda: nx.ping_from(ns, "10.0.0.2"), 5)
+    assert wait_until(lambda: nx.ping_from(ns, "10.0.0.2"), 5)
     shutdown(controller)
 
 
@@ -449,7 +421,7 @@ def test_runtime_down_up_keeps_the_routes(controllers):
     assert not nx.ping_from(ns, "10.0.1.2")
     controller.set(5, "up", True)
     try:
-        assert nx.wait_until(lambda: nx.ping_from(ns, "10.0.1.2"), 3), \
+        assert wait_until(lambda: nx.ping_from(ns, "10.0.1.2"), 3), \
             nx.ns_exec(ns, "ip", "route").stdout
     finally:
         shutdown(controller)
@@ -514,7 +486,7 @@ def _bad_device_name(b):
 
 @pytest.mark.parametrize("breaker", [_bad_gateway, _bad_device_name],
                          ids=["unreachable-gateway", "bad-device-name"])
-def test_failure_mid_deployment_leaves_nothing_behind(controllers, nothing_left, breaker):
+def test_failure_mid_deployment_leaves_nothing_behind(controllers, netns_leftovers, breaker):
     exp_desc, b = nx.make_switched(command="sleep 1000")
     p2p = nx.make_p2p(exp_desc=exp_desc)[1]       # a second netns testbed, deployed fine
     phase, detail = breaker(p2p)
@@ -525,8 +497,10 @@ def test_failure_mid_deployment_leaves_nothing_behind(controllers, nothing_left,
     message = str(info.value)
     assert "failed in %s" % phase in message and detail in message, message
     assert controller.status() == TS.STATUS_FAILED
-    # rolled back by start() itself, before any shutdown() call
-    left = nx.wait_nothing_new(nothing_left, timeout=5.0)
+    # rolled back by start() itself, before any shutdown() call: both testbeds drew a
+    # token, and nothing named after either is left
+    assert len(netns_leftovers.tokens) == 2
+    left = netns_leftovers.wait_gone()
     assert not any(left.values()), left
     controller.shutdown()
 
@@ -534,8 +508,10 @@ def test_failure_mid_deployment_leaves_nothing_behind(controllers, nothing_left,
 def test_names_are_per_testbed_and_shutdown_removes_only_ours(controllers, tmp_path):
     """Namespaces nepi-<token>-<guid>, bridges nb<token><guid>, veths nv<token><guid>;
     shutdown and cleanup() of another root dir leave someone else's alone."""
-    decoys = {"ns": "nepi-decaf-2", "veth": "nvdecaf4", "peer": "nvdecaf5",
-              "bridge": "nbdecaf6"}
+    # this run's own decoys, of 5 characters: a length no testbed's token has
+    tag = "d" + uuid.uuid4().hex[:4]
+    decoys = {"ns": "nepi-%s-2" % tag, "veth": "nv%s4" % tag, "peer": "nv%s5" % tag,
+              "bridge": "nb%s6" % tag}
     subprocess.run(["ip", "netns", "add", decoys["ns"]], check=True)
     try:
         subprocess.run(["ip", "link", "add", decoys["veth"], "type", "veth", "peer", "name",
@@ -546,7 +522,7 @@ def test_names_are_per_testbed_and_shutdown_removes_only_ours(controllers, tmp_p
         controller = deploy(controllers, exp_desc)
         root = root_of(controller)
         token = nx.testbed_token(root)
-        assert token != "decaf"
+        assert token != tag
         ours = {"nepi-%s-2" % token, "nepi-%s-3" % token}
         assert ours <= nx.namespaces()
         bridge = "nb%s6" % token
@@ -560,7 +536,7 @@ def test_names_are_per_testbed_and_shutdown_removes_only_ours(controllers, tmp_p
         assert ours <= nx.namespaces()
         assert finished_trace(controller, 7).startswith(nx.ping_prefix("10.0.0.2"))
         shutdown(controller)
-        assert nx.wait_until(lambda: not (ours & nx.namespaces())
+        assert wait_until(lambda: not (ours & nx.namespaces())
                              and not any(n.startswith(("nb" + token, "nv" + token))
                                          for n in nx.links()), 5)
         assert decoys["ns"] in nx.namespaces()
@@ -580,7 +556,7 @@ def test_cleanup_of_a_root_dir_removes_its_leftovers(tmp_path):
     deploy_programmed(tc)
     token = nx.testbed_token(tmp_path)
     ns = nx.ns_name(token, 2)
-    assert any(cmd == "sleep 1000" for cmd in nx.processes_in(ns).values())
+    assert any(cmd == "sleep 1000" for cmd in processes_in(ns).values())
     netns_cleanup(str(tmp_path))
     assert not {nx.ns_name(token, 2), nx.ns_name(token, 3)} & nx.namespaces()
     assert not os.path.exists(os.path.join(str(tmp_path), "netns-resources.json"))

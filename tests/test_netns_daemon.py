@@ -4,8 +4,9 @@ integration variants -- daemonized testbed, daemonized experiment controller (ne
 TAP over TunChannels between two testbed daemons; and ``nepid clean``-style cleanup via
 nepi.util.proxy.cleanup_testbed after kill -9 of every daemon.
 
-After every test: no namespace, link or bridge, no process in another namespace, and no
-nepi daemon of the test's directories (conftest's daemon_leftover_guard).
+After every test: no namespace, link or bridge of its netns testbeds, no process in their
+namespaces (conftest's netns_leftovers), and no nepi daemon of the test's directories
+(conftest's daemon_leftover_guard).
 
 Needs root and /dev/net/tun (the module is skipped otherwise).
 """
@@ -14,12 +15,10 @@ import os
 
 import pytest
 
-if os.geteuid() != 0:
-    pytest.skip("the netns testbed needs root (CAP_NET_ADMIN/CAP_SYS_ADMIN) to create "
-                "network namespaces; run the netns tests as root", allow_module_level=True)
-if not os.path.exists("/dev/net/tun"):
-    pytest.skip("/dev/net/tun is missing: TAP/TUN devices cannot be created here",
-                allow_module_level=True)
+from helpers import NETNS_MISSING, process_gone, processes_in, wait_finished, wait_until
+
+if NETNS_MISSING:
+    pytest.skip(NETNS_MISSING, allow_module_level=True)
 
 from nepi.util import proxy  # noqa: E402
 from nepi.util.constants import ApplicationStatus as AS  # noqa: E402
@@ -28,17 +27,9 @@ from nepi.util.constants import TestbedStatus as TS  # noqa: E402
 
 import netns_experiments as nx  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("netns_leftovers")
+
 MODES = ["testbed-daemon", "ec-daemon", "both-daemons"]
-
-
-@pytest.fixture(autouse=True)
-def nothing_left():
-    before = nx.host_state()
-    yield before
-    left = nx.wait_nothing_new(before, timeout=5.0)
-    if any(left.values()):
-        nx.remove_leftovers(left)
-        pytest.fail("the test left netns resources behind: %s" % left, pytrace=False)
 
 
 SCENARIOS = {
@@ -97,7 +88,7 @@ def test_scenario_through_daemons(tmp_path, nepi_kit, scenario, mode):
     config, roots = configure(nepi_kit, tmp_path, exp_desc, [b["desc"]], mode)
     controller = nepi_kit.create_ec(exp_desc.to_xml(), config)
     controller.start()
-    assert nx.wait_finished(controller, app, 20)
+    assert wait_finished(controller, app, 20)
     assert controller.status(app) == AS.STATUS_FINISHED
     assert controller.trace(app, "stdout").startswith(nx.ping_prefix(dst))
     assert controller.trace(app, "stdout", "path") == os.path.join(roots[1],
@@ -122,7 +113,7 @@ def test_tap_over_udp_tunchannel_between_two_testbed_daemons(tmp_path, nepi_kit,
                               mode)
     controller = nepi_kit.create_ec(exp_desc.to_xml(), config)
     controller.start()
-    assert nx.wait_finished(controller, 5, 20)
+    assert wait_finished(controller, 5, 20)
     assert controller.trace(5, "stdout").startswith(nx.ping_prefix("10.0.1.2"))
     check_processes(nepi_kit, tmp_path, controller, mode, [1, 6])
     assert controller.get(4, "tun_proto") == controller.get(9, "tun_proto") == "udp"
@@ -145,7 +136,7 @@ def test_runtime_set_through_both_daemons(tmp_path, nepi_kit):
     assert controller.get(4, "up") is False
     assert not nx.ping_from(ns, "10.0.0.2")
     controller.set(4, "up", True)
-    assert nx.wait_until(lambda: nx.ping_from(ns, "10.0.0.2"), 5)
+    assert wait_until(lambda: nx.ping_from(ns, "10.0.0.2"), 5)
     controller.set(4, "mtu", 1400)
     assert controller.get(4, "mtu") == 1400
     controller.set(4, "bandwidth", 3.0)
@@ -168,9 +159,9 @@ def test_cleanup_testbed_after_kill9_of_every_daemon(tmp_path, nepi_kit):
     token = nx.testbed_token(roots[1])
     names = {nx.ns_name(token, guid) for guid in (2, 3, 4)}
     assert names <= nx.namespaces()
-    assert nx.wait_until(lambda: controller.trace(11, "stdout").startswith(
+    assert wait_until(lambda: controller.trace(11, "stdout").startswith(
         nx.ping_prefix("10.0.1.2")), 10)
-    inside = {ns: nx.processes_in(ns) for ns in names}
+    inside = {ns: processes_in(ns) for ns in names}
     assert any("tcpdump" in cmd for cmd in inside[nx.ns_name(token, 3)].values())
     assert any(cmd == "sleep 1000" for cmd in inside[nx.ns_name(token, 4)].values())
 
@@ -181,20 +172,12 @@ def test_cleanup_testbed_after_kill9_of_every_daemon(tmp_path, nepi_kit):
     assert any(n.startswith("nb" + token) for n in nx.links())
 
     proxy.cleanup_testbed("netns", roots[1])
-    assert nx.wait_until(lambda: not (names & nx.namespaces()), 5)
-    assert nx.wait_until(lambda: not any(n.startswith(("nb" + token, "nv" + token))
+    assert wait_until(lambda: not (names & nx.namespaces()), 5)
+    assert wait_until(lambda: not any(n.startswith(("nb" + token, "nv" + token))
                                          for n in nx.links()), 5)
     for procs in inside.values():
         for pid in procs:
-            assert nx.wait_until(lambda: not _alive(pid), 5), pid
+            assert wait_until(lambda: process_gone(pid), 5), pid
     # running it again (or on a root dir that has nothing) is harmless
     proxy.cleanup_testbed("netns", roots[1])
     proxy.cleanup_testbed("netns", str(tmp_path / "nothing-here"))
-
-
-def _alive(pid):
-    import psutil
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -19,8 +19,7 @@ import time
 import psutil
 import pytest
 
-from mock_experiments import daemons_of_testbed
-
+from helpers import fixture_path, nepi_daemons, process_gone, wait_until
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.errors import DeploymentError
 from nepi.util import proxy
@@ -34,7 +33,7 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-FIXTURE = "/work/shared/fixtures/nepi2/nepi2-ns3-p2p.xml"
+FIXTURE = str(fixture_path("nepi2-ns3-p2p.xml"))
 PROTOCOLS = ("ns3::Ipv4L3Protocol", "ns3::ArpL3Protocol", "ns3::Icmpv4L4Protocol",
              "ns3::UdpL4Protocol")
 # 84-byte IP packet + 2-byte PPP header at 32768 bps, both ways (reference 4.3)
@@ -42,31 +41,6 @@ P2P_RTT_NS = 41992188
 
 
 # -- helpers --------------------------------------------------------------------------
-
-def ns3_daemons():
-    return daemons_of_testbed("ns3")
-
-
-@pytest.fixture(autouse=True)
-def no_ns3_daemon_left():
-    """Fail (and clean up) if a test leaves an ns3 testbed daemon running."""
-    before = {p.pid for p in ns3_daemons()}
-    yield
-    deadline = time.monotonic() + 15
-    left = []
-    while time.monotonic() < deadline:
-        left = [p for p in ns3_daemons() if p.pid not in before]
-        if not left:
-            break
-        time.sleep(0.1)
-    if left:
-        for p in left:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        pytest.fail("ns3 testbed daemons left running: %s" % [p.pid for p in left])
-
 
 def assert_no_crash_in_logs(root):
     """ns-3 reports a fatal error or a signal with '*** Break ***' in the daemon's log."""
@@ -78,27 +52,13 @@ def assert_no_crash_in_logs(root):
 
 
 @pytest.fixture
-def controllers():
-    """Experiment controllers of a test: shut down afterwards, and their ns-3 daemons
-    must not have crashed (not even at Simulator::Destroy)."""
-    made = []
-    yield made
-    for c in made:
-        try:
-            c.shutdown()
-        except Exception:
-            pass
-    for c in made:
+def controllers(controllers):
+    """Experiment controllers of a test (conftest's, shut down here first), whose ns-3
+    daemons must not have crashed (not even at Simulator::Destroy)."""
+    yield controllers
+    controllers.shutdown_all()
+    for c in controllers:
         assert_no_crash_in_logs(c.root_dir)
-
-
-def wait_for(predicate, timeout=60.0, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def rtt_lines(text):
@@ -191,6 +151,20 @@ class Design:
         self.connect(chan, "dev2", d2, "chan")
         return chan
 
+    def adhoc_wifi(self, node, channel):
+        """An 802.11b ad hoc WifiNetDevice of ``node`` on ``channel``; (dev, phy, manager)."""
+        dev = self.create("ns3::WifiNetDevice")
+        self.connect(node, "devs", dev, "node")
+        phy = self.create("ns3::YansWifiPhy", Standard="WIFI_PHY_STANDARD_80211b")
+        self.connect(dev, "phy", phy, "dev")
+        self.connect(phy, "chan", channel, "phys")
+        self.connect(self.create("ns3::NistErrorRateModel"), "phy", phy, "err")
+        self.connect(dev, "mac", self.create("ns3::AdhocWifiMac"), "dev")
+        manager = self.create("ns3::ConstantRateWifiManager", DataMode="DsssRate2Mbps",
+                              ControlMode="DsssRate1Mbps")
+        self.connect(dev, "manager", manager, "dev")
+        return dev, phy, manager
+
     def ping(self, node, remote, stop="10s", start="0s"):
         ping = self.create("ns3::V4Ping", Remote=remote, StartTime=start, StopTime=stop)
         ping.enable_trace("Rtt")
@@ -251,7 +225,8 @@ def test_run_ping_if_controller(tmp_path):
         assert "nepi.rpc.daemon_main" in psutil.Process(pid).cmdline()
         assert "ns" not in sys.modules
         tc.start()
-        wait_for(lambda: tc.status(17) == AS.STATUS_FINISHED, what="the ping to finish")
+        wait_until(lambda: tc.status(17) == AS.STATUS_FINISHED, 60, 0.1,
+                   what="the ping to finish")
         assert tc.testbed_status() == TS.STATUS_STARTED
 
         assert_p2p_rtts(tc.trace(17, "Rtt"), 10)
@@ -276,9 +251,7 @@ def test_run_ping_if_controller(tmp_path):
         assert tc.trace(7, "P2PPcapTrace").startswith("\xd4\xc3\xb2\xa1")   # pcap magic
     finally:
         tc.shutdown()
-    wait_for(lambda: not psutil.pid_exists(pid) or
-             psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 15,
-             what="the ns3 daemon to exit")
+    wait_until(lambda: process_gone(pid), 15, 0.1, what="the ns3 daemon to exit")
     assert_no_crash_in_logs(tmp_path)
 
 
@@ -313,16 +286,7 @@ def test_topologies_in_one_simulation(controllers):
         d.connect(n, "mobility",
                   d.create("ns3::ConstantPositionMobilityModel", Position="%d:0:0" % (5 * i)),
                   "node")
-        dev = d.create("ns3::WifiNetDevice")
-        d.connect(n, "devs", dev, "node")
-        phy = d.create("ns3::YansWifiPhy", Standard="WIFI_PHY_STANDARD_80211b")
-        d.connect(dev, "phy", phy, "dev")
-        d.connect(phy, "chan", wchan, "phys")
-        d.connect(d.create("ns3::NistErrorRateModel"), "phy", phy, "err")
-        d.connect(dev, "mac", d.create("ns3::AdhocWifiMac"), "dev")
-        manager = d.create("ns3::ConstantRateWifiManager", DataMode="DsssRate2Mbps",
-                           ControlMode="DsssRate1Mbps")
-        d.connect(dev, "manager", manager, "dev")
+        dev, phy, manager = d.adhoc_wifi(n, wchan)
         phy.enable_trace("YansWifiPhyPcapTrace")
         d.address(dev, address)
         wifi.append((n, dev, phy, manager))
@@ -392,16 +356,7 @@ def test_topologies_in_one_simulation(controllers):
         n = d.node(PROTOCOLS + ("ns3::TcpL4Protocol",))
         mob = d.create("ns3::ConstantPositionMobilityModel")
         d.connect(n, "mobility", mob, "node")
-        dev = d.create("ns3::WifiNetDevice")
-        d.connect(n, "devs", dev, "node")
-        phy = d.create("ns3::YansWifiPhy", Standard="WIFI_PHY_STANDARD_80211b")
-        d.connect(dev, "phy", phy, "dev")
-        d.connect(phy, "chan", hidden, "phys")
-        d.connect(d.create("ns3::NistErrorRateModel"), "phy", phy, "err")
-        d.connect(dev, "mac", d.create("ns3::AdhocWifiMac"), "dev")
-        d.connect(dev, "manager", d.create("ns3::ConstantRateWifiManager",
-                                           DataMode="DsssRate2Mbps",
-                                           ControlMode="DsssRate1Mbps"), "dev")
+        dev = d.adhoc_wifi(n, hidden)[0]
         d.address(dev, address, 8)
         terminals.append((n, mob))
     for a in (0, 2):
@@ -417,7 +372,8 @@ def test_topologies_in_one_simulation(controllers):
     ec.start()
     for app in (csma_ping, wifi_ping, route_ping, client, onoff, lossy_ping, station_ping,
                 heard_ping, hidden_ping):
-        wait_for(lambda: ec.is_finished(app.guid), what="application %d" % app.guid)
+        wait_until(lambda: ec.is_finished(app.guid), 60, 0.1,
+                   what="application %d" % app.guid)
 
     # CSMA: 3 replies; ARP and ICMP in the pcap
     csma_rtts = rtt_lines(ec.trace(csma_ping.guid, "Rtt"))
@@ -492,7 +448,8 @@ def test_realtime_runtime_get_and_set_in_daemon_mode(tmp_path, controllers):
     assert "ns" not in sys.modules
     # the simulation runs in real time: the ping starts at 1 s
     assert ec.status(ping.guid) == AS.STATUS_NOT_STARTED
-    wait_for(lambda: ec.status(ping.guid) == AS.STATUS_RUNNING, 10, 0.05, "the ping to start")
+    wait_until(lambda: ec.status(ping.guid) == AS.STATUS_RUNNING, 10, 0.05,
+               what="the ping to start")
     assert time.monotonic() - started >= 0.8
     assert ec.status(1) == TS.STATUS_STARTED
     # runtime get/set, answered by the running simulator
@@ -500,8 +457,8 @@ def test_realtime_runtime_get_and_set_in_daemon_mode(tmp_path, controllers):
     assert ec.get(n1.guid, "Up") is True
     ec.set(chan.guid, "Delay", "150ms")
     assert ec.get(chan.guid, "Delay") == "150ms"
-    wait_for(lambda: len(rtt_lines(ec.trace(ping.guid, "Rtt"))) >= 3, 10, 0.1,
-             "three echo replies")
+    wait_until(lambda: len(rtt_lines(ec.trace(ping.guid, "Rtt"))) >= 3, 10, 0.1,
+               what="three echo replies")
     rtts = [rtt for _, rtt in rtt_lines(ec.trace(ping.guid, "Rtt"))]
     assert rtts[-1] >= 300_000_000                              # 2 x 150 ms added
     # traces are readable while the simulation runs, pcap included
@@ -512,7 +469,7 @@ def test_realtime_runtime_get_and_set_in_daemon_mode(tmp_path, controllers):
     # application stop time moved while running: it finishes then, not at 30 s
     ec.set(ping.guid, "StopTime", "4s")
     assert ec.get(ping.guid, "StopTime") == "4s"
-    wait_for(lambda: ec.is_finished(ping.guid), 10, 0.1, "the ping to stop at 4 s")
+    wait_until(lambda: ec.is_finished(ping.guid), 10, 0.1, what="the ping to stop at 4 s")
     assert 3.5 <= time.monotonic() - started <= 12
     with pytest.raises(Exception, match="StartTime"):
         ec.set(ping.guid, "StartTime", "2s")                     # ExecReadOnly
@@ -533,7 +490,7 @@ def test_nepi2_fixture_runs(controllers):
     ec = proxy.create_experiment_controller(xml, None)
     controllers.append(ec)
     ec.start()
-    wait_for(lambda: ec.is_finished(15), 30, 0.1, "the V4Ping to finish")
+    wait_until(lambda: ec.is_finished(15), 30, 0.1, what="the V4Ping to finish")
     assert time.monotonic() - started >= 5                      # real time
     trace = ec.trace(10, "P2PAsciiTrace")
     replies = re.findall(r"^r \S+ /NodeList/\d+/DeviceList/\d+/\$ns3::PointToPointNetDevice"
@@ -589,7 +546,7 @@ def _netns_available():
 
 
 @pytest.mark.skipif(not _netns_available(), reason="needs root and the netns testbed")
-def test_fd_cross_testbed_experiment(controllers):
+def test_fd_cross_testbed_experiment(netns_leftovers, controllers):
     """n1 --p2p-- n2 ==fd== n3 --p2p-- n4: n1, n2 simulated by ns-3, n3, n4 network
     namespaces; n2's FdNetDevice gets n3's TAP file descriptor. A real ping from n4 reaches
     the simulated n1 and comes back (RTT dominated by the 32768 bps simulated link)."""
@@ -618,7 +575,7 @@ def test_fd_cross_testbed_experiment(controllers):
     ec = proxy.create_experiment_controller(d.xml(), None)
     controllers.append(ec)
     ec.start()
-    wait_for(lambda: ec.is_finished(app.guid), 60, 0.2, "the ping from the namespace")
+    wait_until(lambda: ec.is_finished(app.guid), 60, 0.2, what="the ping from the namespace")
     stdout = ec.trace(app.guid, "stdout")
     assert "3 packets transmitted, 3 received, 0% packet loss" in stdout, stdout
     rtt_avg = float(re.search(r"= [\d.]+/([\d.]+)/", stdout).group(1))
@@ -657,7 +614,7 @@ def test_private_daemon_exits_when_its_owner_dies(tmp_path):
                              stdout=subprocess.PIPE, text=True)
     try:
         assert owner.stdout.readline().strip() == "started"
-        mine = [p for p in ns3_daemons() if str(root) in " ".join(p.cmdline())]
+        mine = nepi_daemons(root, testbed_id="ns3")
         assert len(mine) == 1
         daemon = mine[0]
     finally:

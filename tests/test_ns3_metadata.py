@@ -5,12 +5,12 @@ defaults and help come from ns-3 3.44's TypeIds (the generated nepi/testbeds/ns3
 5.2); values ns-3 would abort the process on are refused at validation (5.3).
 """
 
-import os
 import subprocess
 import sys
 
 import pytest
 
+from helpers import fixture_path
 from nepi.core.attributes import Attribute
 from nepi.core.design import ExperimentDescription, FactoriesProvider
 from nepi.core.metadata import Metadata
@@ -18,19 +18,12 @@ from nepi.errors import AttributeValueError, DesignError
 from nepi.testbeds.ns3 import values
 from nepi.testbeds.ns3.single import TestbedController as SingleTestbedController
 
-FIXTURE = "/work/shared/fixtures/nepi2/nepi2-ns3-p2p.xml"
+FIXTURE = fixture_path("nepi2-ns3-p2p.xml")
 
 
 @pytest.fixture(scope="module")
 def provider():
     return FactoriesProvider("ns3")
-
-
-def fixture_text():
-    if not os.path.exists(FIXTURE):
-        pytest.skip("NEPI 2 fixture not found: %s" % FIXTURE)
-    with open(FIXTURE) as f:
-        return f.read()
 
 
 def test_metadata_loads_fast_without_importing_ns3():
@@ -182,23 +175,26 @@ def test_values_ns3_would_abort_on_are_refused(provider, factory_id, name, bad):
     assert name in str(info.value)
 
 
-def test_good_values_are_accepted():
+@pytest.mark.parametrize("factory_id,name,good", [
+    ("ns3::RateErrorModel", "RanVar", "Uniform:0:1"),                        # NEPI 2 spelling
+    ("ns3::RateErrorModel", "RanVar", "ns3::ExponentialRandomVariable[Mean=2|Bound=10]"),
+    ("ns3::RateErrorModel", "ErrorUnit", "EU_PKT"),
+    ("ns3::RandomWaypointMobilityModel", "PositionAllocator",
+     "ns3::RandomRectanglePositionAllocator[X=ns3::UniformRandomVariable[Min=0|Max=100]"
+     "|Y=ns3::UniformRandomVariable[Min=0|Max=100]]"),
+    ("ns3::OnOffApplication", "Remote", "10.0.0.2:9"),
+    ("ns3::OnOffApplication", "DataRate", "1.5Mb/s"),
+    ("ns3::OnOffApplication", "Protocol", "ns3::TcpSocketFactory"),
+    ("ns3::WaypointMobilityModel", "WaypointList", "(0s:0:0:0), (1s:10:0:0)"),
+])
+def test_good_values_are_accepted(factory_id, name, good):
+    """The value is kept as given, and validation finds nothing wrong with it."""
     exp = ExperimentDescription()
     tb = exp.add_testbed_description(FactoriesProvider("ns3"))
-    box = tb.create("ns3::RateErrorModel")
-    box.set_attribute_value("RanVar", "Uniform:0:1")                   # NEPI 2 spelling
-    box.set_attribute_value("RanVar", "ns3::ExponentialRandomVariable[Mean=2|Bound=10]")
-    box.set_attribute_value("ErrorUnit", "EU_PKT")
-    mob = tb.create("ns3::RandomWaypointMobilityModel")
-    mob.set_attribute_value(
-        "PositionAllocator", "ns3::RandomRectanglePositionAllocator[X=ns3::Uniform"
-        "RandomVariable[Min=0|Max=100]|Y=ns3::UniformRandomVariable[Min=0|Max=100]]")
-    onoff = tb.create("ns3::OnOffApplication")
-    onoff.set_attribute_value("Remote", "10.0.0.2:9")
-    onoff.set_attribute_value("DataRate", "1.5Mb/s")
-    onoff.set_attribute_value("Protocol", "ns3::TcpSocketFactory")
-    way = tb.create("ns3::WaypointMobilityModel")
-    way.set_attribute_value("WaypointList", "(0s:0:0:0), (1s:10:0:0)")
+    box = tb.create(factory_id)
+    box.set_attribute_value(name, good)
+    assert box.get_attribute_value(name) == good
+    assert [p for p in exp.problems() if p.attribute == name] == []
 
 
 def test_value_helpers():
@@ -215,7 +211,7 @@ def test_value_helpers():
 
 
 def test_unknown_factories_are_rejected_at_validation():
-    text = fixture_text().replace('factory_id="ns3::V4Ping"', 'factory_id="ns3::Ping6"')
+    text = FIXTURE.read_text().replace('factory_id="ns3::V4Ping"', 'factory_id="ns3::Ping6"')
     with pytest.raises(DesignError) as info:
         ExperimentDescription().from_xml(text)
     messages = [p.message for p in info.value.problems]
@@ -224,7 +220,7 @@ def test_unknown_factories_are_rejected_at_validation():
 
 def test_nepi2_fixture_loads_and_validates():
     exp = ExperimentDescription()
-    exp.from_xml(fixture_text())
+    exp.from_xml(FIXTURE.read_text())
     (tb,) = exp.testbed_descriptions
     assert tb.get_attribute_value("SimulatorImplementationType") == "ns3::RealtimeSimulatorImpl"
     ping = tb.box(15)
@@ -235,8 +231,8 @@ def test_nepi2_fixture_loads_and_validates():
 
 
 def test_validate_cli_accepts_the_fixture():
-    fixture_text()
-    out = subprocess.run([sys.executable, "-m", "nepi.cli.nepi_cmd", "validate", FIXTURE],
+    out = subprocess.run([sys.executable, "-m", "nepi.cli.nepi_cmd", "validate",
+                          str(FIXTURE)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 

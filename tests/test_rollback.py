@@ -12,9 +12,6 @@ registered through NEPI_TESTBEDS. The experiment has three testbeds:
     guid 13  mock      (healthy) node 14, node 15, iface 16, iface 17, app 18
 """
 
-import os
-import sys
-
 import pytest
 
 from nepi.core.design import ExperimentDescription
@@ -25,11 +22,6 @@ from nepi.util.constants import TestbedStatus as TS
 
 from mock_experiments import make_testbed
 
-LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-
-import failmock  # noqa: E402  (tests/lib)
 
 # phase -> (failing element guid, phase name in the error message)
 PHASES = {
@@ -46,11 +38,10 @@ FACTORY = {2: "Node", 4: "Interface", 5: "Interface", 6: "Application"}
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry(failmock_env, monkeypatch):
     """Register failmock and record creation/shutdown of every mock-based controller
     (failmock records itself; the plain mock controller is wrapped here)."""
-    monkeypatch.setenv("NEPI_TESTBEDS", "failmock:failmock")
-    failmock.REGISTRY.clear()
+    failmock = failmock_env
     original_init = mock.TestbedController.__init__
     original_shutdown = mock.TestbedController.shutdown
 
@@ -64,8 +55,7 @@ def registry(monkeypatch):
 
     monkeypatch.setattr(mock.TestbedController, "__init__", init)
     monkeypatch.setattr(mock.TestbedController, "shutdown", shutdown)
-    yield failmock.REGISTRY
-    failmock.REGISTRY.clear()
+    return failmock.REGISTRY
 
 
 def created(registry):
@@ -74,6 +64,14 @@ def created(registry):
 
 def shut_down(registry):
     return [c for event, c in registry if event == "shutdown"]
+
+
+def all_shut_down(registry, count=None):
+    """Every controller created was shut down, exactly once (``count`` of them); returns them."""
+    made = created(registry)
+    assert count is None or len(made) == count, made
+    assert sorted(map(id, shut_down(registry))) == sorted(map(id, made))
+    return made
 
 
 def make_experiment(fail_phase="", fail_guid=0, healthy_phase=None, healthy_guid=0):
@@ -107,7 +105,7 @@ def test_healthy_experiment_deploys(registry, tmp_path):
         controller.stop()
     finally:
         controller.shutdown()
-    assert sorted(map(id, shut_down(registry))) == sorted(map(id, created(registry)))
+    all_shut_down(registry)
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
@@ -137,11 +135,8 @@ def test_failure_in_phase_rolls_back(registry, tmp_path, phase):
 
     # every controller created so far (the failing one and the healthy failmock and mock
     # testbeds) was shut down, exactly once
-    made = created(registry)
-    assert len(made) == 3
+    made = all_shut_down(registry, 3)
     assert {c.testbed_id for c in made} == {"failmock", "mock"}
-    done = shut_down(registry)
-    assert sorted(map(id, done)) == sorted(map(id, made))
     assert all(c.shut_down for c in made if c.testbed_id == "failmock")
 
     # the experiment reports the failure
@@ -177,7 +172,7 @@ def test_failures_in_two_testbeds_are_both_reported(registry, tmp_path):
     assert "element 4 (Interface)" in message
     assert "element 10 (Interface)" in message
     assert info.value.testbed_guid == 1
-    assert sorted(map(id, shut_down(registry))) == sorted(map(id, created(registry)))
+    all_shut_down(registry)
     assert controller.status(1) == controller.status(7) == TS.STATUS_FAILED
 
 
@@ -189,9 +184,7 @@ def test_failing_shutdown_during_rollback_keeps_the_original_error(registry, tmp
     with pytest.raises(DeploymentError, match=r"element 6 \(Application\) failed in "
                                               r"configure"):
         controller.start()
-    made = created(registry)
-    assert len(made) == 3
-    assert sorted(map(id, shut_down(registry))) == sorted(map(id, made))
+    all_shut_down(registry, 3)
     assert controller.state == "failed"
 
 
@@ -211,9 +204,7 @@ def test_failure_in_a_later_round_shuts_down_earlier_rounds(registry, tmp_path):
         controller.start()
     assert "testbed 7 (failmock) failed in prestart" in str(info.value)
     assert "element 12 (Application)" in str(info.value)
-    made = created(registry)
-    assert [c.testbed_id for c in made] == ["mock", "failmock"]
-    assert sorted(map(id, shut_down(registry))) == sorted(map(id, made))
+    assert [c.testbed_id for c in all_shut_down(registry)] == ["mock", "failmock"]
     assert controller.status(7) == TS.STATUS_FAILED
 
 
@@ -226,8 +217,6 @@ def test_shutdown_failure_is_reported_after_shutting_down_the_others(registry, t
     with pytest.raises(NepiError, match=r"shutdown failed: testbed 7 \(failmock\) failed in "
                                         r"shutdown: injected shutdown failure"):
         controller.shutdown()
-    made = created(registry)
-    assert len(made) == 3
-    assert sorted(map(id, shut_down(registry))) == sorted(map(id, made))
+    all_shut_down(registry, 3)
     controller.shutdown()                      # second call: nothing left to do
     assert len(shut_down(registry)) == 3

@@ -16,6 +16,7 @@ import Pyro5.serializers
 import Pyro5.socketutil
 import pytest
 
+from helpers import assert_no_daemons_left
 from nepi.errors import ControllerUnreachableError
 from nepi.rpc.ec_client import attach_ec, start_nepid
 from nepi.rpc.transport import TransportSettings
@@ -28,9 +29,11 @@ WAIT = 60.0     # bound on every wait below; the deadline itself is SETTINGS.han
 
 @pytest.fixture(scope="module")
 def nepid(tmp_path_factory):
-    proxy = start_nepid(str(tmp_path_factory.mktemp("hardening")))
+    root = tmp_path_factory.mktemp("hardening")
+    proxy = start_nepid(str(root))
     yield proxy
     proxy.shutdown()
+    assert_no_daemons_left(root)
 
 
 def _connect(nepid) -> socket.socket:

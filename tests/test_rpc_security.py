@@ -28,6 +28,7 @@ from nepi.util import proxy
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
 
+from helpers import assert_no_daemons_left, daemons_under, kill_all
 from mock_experiments import PING_TEXT, make_test_experiment
 
 REFUSED = r"handshake refused: wrong or missing secret"
@@ -75,10 +76,18 @@ class Running:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
-    r = Running(tmp_path_factory.mktemp("security"))
+    """The module's daemons; whatever of them is left at the end (a failed start
+    included) is killed, and a clean shutdown that left one fails."""
+    root = tmp_path_factory.mktemp("security")
+    try:
+        r = Running(root)
+    except BaseException:
+        kill_all(daemons_under(root))
+        raise
     yield r
     r.controller.stop()
     r.controller.shutdown()
+    assert_no_daemons_left(root)
 
 
 def raw_proxy(uri, handshake=None, serializer=None):
@@ -276,8 +285,9 @@ def test_second_testbed_daemon_on_the_same_root_dir_is_refused(running):
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 
 
-def _as_nobody(fn):
-    """Run fn() in a forked child as user nobody; return its exit code."""
+def _fork_as_nobody(fn):
+    """Run fn() in a forked child as user nobody (its return value is the child's exit
+    code); return the child's pid."""
     nobody = pwd.getpwnam("nobody")
     pid = os.fork()
     if pid == 0:
@@ -289,7 +299,12 @@ def _as_nobody(fn):
             code = fn()
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    return pid
+
+
+def _as_nobody(fn):
+    """Run fn() in a forked child as user nobody; return its exit code."""
+    _, status = os.waitpid(_fork_as_nobody(fn), 0)
     return os.waitstatus_to_exitcode(status)
 
 
@@ -349,17 +364,7 @@ def test_peer_of_another_user_is_refused_even_with_the_secret(tmp_path):
         s.connect(listen_path)
         os.read(r, 1)               # keep the connection open until the parent is done
         return 0
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            nobody = pwd.getpwnam("nobody")
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            code = connect_and_wait()
-        finally:
-            os._exit(code)
+    pid = _fork_as_nobody(connect_and_wait)
     daemon = SecureDaemon("s3cret", "ec", unixsocket=str(tmp_path / "d.sock"))
     try:
         conn, _ = listener.accept()

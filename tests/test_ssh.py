@@ -6,13 +6,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from mock_experiments import PING_TEXT, make_test_experiment, wait_until
+from helpers import wait_until
+from mock_experiments import PING_TEXT, make_test_experiment
 from nepi.util import proxy
 from nepi.util.constants import DeploymentConfiguration as DC
 
@@ -49,14 +49,13 @@ def sshd(tmp_path, monkeypatch):
     os.makedirs("/run/sshd", exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                             stderr=open(d / "sshd.log", "w"))
-    deadline = time.monotonic() + 10
-    while True:
+    def listening():
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
+            return True
         except OSError:
-            assert time.monotonic() < deadline, (d / "sshd.log").read_text()
-            time.sleep(0.05)
+            return False
+    assert wait_until(listening, 10, 0.05), (d / "sshd.log").read_text()
     monkeypatch.setenv("NEPI_SSH_OPTIONS", "-o UserKnownHostsFile=%s" % (d / "known_hosts"))
     monkeypatch.setenv("NEPI_REMOTE_PYTHON", sys.executable)
     yield {"port": port, "key": str(d / "client_key")}
@@ -87,7 +86,7 @@ def _nepi_processes(root):
 
 
 def _check_experiment(controller):
-    wait_until(lambda: controller.is_finished(6), 30)
+    assert wait_until(lambda: controller.is_finished(6), 30)
     assert controller.trace(6, "fake").startswith(PING_TEXT)
     assert controller.get_testbed_id(2) == "mock"
     assert controller.get_testbed_version(2) == "0.1"
@@ -113,7 +112,8 @@ def test_testbed_daemon_over_ssh(sshd, tmp_path):
         controller.stop()
     finally:
         controller.shutdown()
-    wait_until(lambda: not _nepi_processes(tmp_path / "remote-testbed"), 10)
+    assert wait_until(lambda: not _nepi_processes(tmp_path / "remote-testbed"), 10), \
+        _nepi_processes(tmp_path / "remote-testbed")
 
 
 def test_experiment_controller_over_ssh(sshd, tmp_path):
@@ -128,7 +128,8 @@ def test_experiment_controller_over_ssh(sshd, tmp_path):
         controller.stop()
     finally:
         controller.shutdown()
-    wait_until(lambda: not _nepi_processes(tmp_path / "remote-ec"), 10)
+    assert wait_until(lambda: not _nepi_processes(tmp_path / "remote-ec"), 10), \
+        _nepi_processes(tmp_path / "remote-ec")
     assert not (tmp_path / "remote-ec" / "nepid.pid").exists()
 
 

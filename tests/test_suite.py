@@ -1,8 +1,6 @@
 """ExperimentSuite: an experiment repeated N times, each run in its own root directory
 (core.md 13 and the fixes of 16.57-59; SPEC 5, 12)."""
 
-import os
-import sys
 import time
 
 import pytest
@@ -13,22 +11,11 @@ from nepi.util import proxy
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 
+from helpers import import_lib
 from mock_experiments import PING_TEXT, make_test_experiment, make_testbed
 
-LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-
-import failmock  # noqa: E402  (tests/lib)
-import failmock.metadata as failmeta  # noqa: E402
-
-
-@pytest.fixture
-def failmock_env(monkeypatch):
-    monkeypatch.setenv("NEPI_TESTBEDS", "failmock:failmock")
-    failmock.REGISTRY.clear()
-    yield
-    failmock.REGISTRY.clear()
+failmock = import_lib("failmock")              # tests/lib
+failmeta = import_lib("failmock.metadata")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@
 """
 
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -19,16 +20,16 @@ import pytest
 
 from nepi.errors import DesignError, NepiError
 from nepi.rpc.launcher import launch
-from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
+from nepi.rpc.layout import ROLE_TESTBED
 from nepi.rpc.manifest import Manifest
 from nepi.rpc.manifest import testbed_key as key_of
 from nepi.util import proxy
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 
-from mock_experiments import daemons_under, make_test_experiment, runtime_files
-from test_nepid_cli import (daemon_pids_of_testbeds, kill9, manifest, nepid, nepid_pid,
-                            write_design)
+from helpers import daemons_under, kill9, runtime_files
+from mock_experiments import make_test_experiment
+from test_nepid_cli import daemon_pids_of_testbeds, manifest, nepid, nepid_pid, write_design
 
 
 # ---- 1. clean acts on its own records only ---------------------------------------------
@@ -99,13 +100,15 @@ def test_clean_kills_its_daemon_caught_while_launching_and_only_its_own(tmp_path
 @pytest.mark.skipif(os.geteuid() != 0, reason="netns names need root to list links")
 def test_netns_tokens_are_long_and_never_reused(monkeypatch):
     from nepi.testbeds.netns import execute as netns
-    taken = "a" * netns.TOKEN_LENGTH
+    # random, so that another run of this test on the same host takes other names
+    taken, fresh = ("".join(random.choice(netns.TOKEN_ALPHABET)
+                            for _ in range(netns.TOKEN_LENGTH)) for _ in range(2))
     subprocess.run(["ip", "link", "add", "nv%s1" % taken, "type", "bridge"], check=True)
     try:
-        picks = iter(taken + "b" * netns.TOKEN_LENGTH)
+        picks = iter(taken + fresh)
         monkeypatch.setattr(netns.secrets, "choice", lambda alphabet: next(picks))
         assert netns.token_in_use(taken)
-        assert netns.new_token() == "b" * netns.TOKEN_LENGTH    # the taken one is skipped
+        assert netns.new_token() == fresh                       # the taken one is skipped
     finally:
         subprocess.run(["ip", "link", "del", "nv%s1" % taken], check=True)
     monkeypatch.undo()

@@ -20,6 +20,7 @@ import threading
 import pytest
 
 import netns_experiments as nx
+from helpers import needs_netns, wait_finished, wait_until
 from mock_experiments import nepid_command
 from nepi.util import tunchannel as tc
 from nepi.util.constants import DeploymentConfiguration as DC
@@ -165,7 +166,7 @@ def test_strangers_connecting_first_do_not_hold_the_tcp_peer_out(ends):
     join(acceptor, peer)
     assert crosses(peer_device, device, b"frame from the real peer")
     assert crosses(device, peer_device, b"and back")
-    assert nx.wait_until(lambda: acceptor.connections_rejected >= 3, 10)
+    assert wait_until(lambda: acceptor.connections_rejected >= 3, 10)
     counts = acceptor.counters()
     assert counts["frames_forged"] == 1 and counts["frames_replayed"] == 1 \
         and counts["frames_malformed"] == 1, counts
@@ -221,7 +222,7 @@ def test_udp_frames_under_a_wrong_key_are_forged_and_not_delivered(ends):
     device.send(b"outgoing")
     reflected = peer.recv(65536)
     peer.send(reflected)
-    assert nx.wait_until(lambda: channel.frames_forged == 2, 5), channel.counters()
+    assert wait_until(lambda: channel.frames_forged == 2, 5), channel.counters()
     peer.send(Sealer(bytes.fromhex(KEY), 0).seal(b"authentic"))
     assert device.recv(65536) == b"authentic"     # the first and only frame delivered
     assert nothing_pending(device)
@@ -261,7 +262,7 @@ def test_a_replayed_udp_frame_is_dropped(ends):
     frame, dst, to = captured[0]                      # B's "first", as it crossed
     assert to is a
     dst.sendto(frame, (a.tun_addr, a.tun_port))
-    assert nx.wait_until(lambda: a.frames_replayed == 1, 5), a.counters()
+    assert wait_until(lambda: a.frames_replayed == 1, 5), a.counters()
     assert nothing_pending(device_a)
     assert refused(a) == {"frames_replayed": 1} and a.frames_in == 2
 
@@ -274,7 +275,7 @@ def test_oversized_and_malformed_udp_frames_are_dropped(ends):
     sealer = Sealer(bytes.fromhex(KEY), 0)
     peer.send(sealer.seal(b"x" * (channel.mtu + tc.LINK_HEADERS + 1)))
     peer.send(b"\x01\x00\x00")
-    assert nx.wait_until(lambda: channel.frames_oversized and channel.frames_malformed, 5)
+    assert wait_until(lambda: channel.frames_oversized and channel.frames_malformed, 5)
     peer.send(sealer.seal(b"y" * channel.mtu))
     assert device.recv(65536) == b"y" * channel.mtu
     assert refused(channel) == {"frames_oversized": 1, "frames_malformed": 1}
@@ -288,7 +289,7 @@ def test_refused_frames_are_logged_once_then_summarised(ends, caplog, monkeypatc
     with caplog.at_level(logging.WARNING, logger="nepi.tunchannel"):
         for _ in range(20):
             peer.send(Sealer(WRONG_KEY, 0).seal(b"forged"))
-        assert nx.wait_until(lambda: channel.frames_forged == 20, 5)
+        assert wait_until(lambda: channel.frames_forged == 20, 5)
         channel.close()
     lines = [r.getMessage() for r in caplog.records if "forged" in r.getMessage()]
     assert len(lines) == 2, lines
@@ -344,41 +345,11 @@ def test_nepi2_ciphers_all_select_the_authenticated_channel(ends):
         b.connect_peer(*stranger.getsockname(), "udp", cipher, KEY)
         b.wait(5)
         stranger.sendto(b"\x01\x00" + secrets.token_bytes(60), (b.tun_addr, b.tun_port))
-        assert nx.wait_until(lambda: b.frames_forged == 1, 5)
+        assert wait_until(lambda: b.frames_forged == 1, 5)
         assert nothing_pending(device_b)
 
 
 # -- real namespaces ------------------------------------------------------------------------
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="netns TunChannels need root and /dev/net/tun")
-
-
-@pytest.fixture
-def own_netns(tmp_path):
-    """Afterwards no namespace of this test's netns testbeds (their tokens, recorded by
-    ``record_tokens``) may remain; only those are checked and removed, since tests of
-    other experiments may run meanwhile."""
-    tokens = set()
-    yield tokens
-    record_tokens(tokens, tmp_path)
-
-    def left():
-        return sorted(name for name in nx.namespaces()
-                      if (nx.NAMESPACE_RE.match(name) or [None, None])[1] in tokens)
-    if not nx.wait_until(lambda: not left(), 5.0):
-        leftovers = left()
-        from nepi.testbeds.netns.execute import remove_resources
-        for token in tokens:
-            remove_resources(token)
-        pytest.fail("the test left namespaces behind: %s" % leftovers, pytrace=False)
-
-
-def record_tokens(tokens, root):
-    """Add the tokens of the netns testbeds deployed under ``root`` now."""
-    for path in (root / "testbeds").glob("*/netns-resources.json"):
-        tokens.add(nx.testbed_token(path.parent))
-
 
 def files_under(root):
     return [os.path.join(d, f) for d, _, names in os.walk(str(root)) for f in names]
@@ -396,11 +367,11 @@ def key_leaks(root, key):
     return leaks
 
 
-@needs_root
+@needs_netns
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 @pytest.mark.parametrize("design_key", [None, "a NEPI 2 tun_key"])
 def test_netns_tunchannels_ping_authenticated_with_a_key_in_no_xml(tmp_path, nepi_kit,
-                                                                   own_netns, proto,
+                                                                   netns_leftovers, proto,
                                                                    design_key):
     """Two netns testbeds, a TAP in each fed by a TunChannel (default tun_cipher AES):
     the ping crosses authenticated; both ends got the controller's key (random, kept in
@@ -413,8 +384,8 @@ def test_netns_tunchannels_ping_authenticated_with_a_key_in_no_xml(tmp_path, nep
         b["chan_b"].set_attribute_value("tun_key", design_key)
     controller = nepi_kit.create_ec(exp_desc.to_xml(), nx_config(tmp_path))
     controller.start()
-    record_tokens(own_netns, tmp_path)
-    assert nx.wait_finished(controller, b["app"].guid, 30)
+    assert len(netns_leftovers.tokens) == 2            # both testbeds, known to the check
+    assert wait_finished(controller, b["app"].guid, 30)
     assert " 0% packet loss" in controller.trace(b["app"].guid, "stdout")
     key_file = tmp_path / "link-keys.json"
     link = "%d-%d" % (b["chan_a"].guid, b["chan_b"].guid)
@@ -444,8 +415,9 @@ def nx_config(root):
     return proxy.AccessConfiguration({DC.ROOT_DIRECTORY: str(root)})
 
 
-@needs_root
-def test_link_key_survives_nepid_kill9_recovery_and_a_restart(tmp_path, nepi_kit, own_netns):
+@needs_netns
+def test_link_key_survives_nepid_kill9_recovery_and_a_restart(tmp_path, nepi_kit,
+                                                              netns_leftovers):
     """Both testbeds are daemons, B with the Restart policy, the controller is nepid.
     nepid is killed -9 and recovered (the channels keep forwarding); then B's daemon is
     killed -9 and restarted by the recovered controller, which hands both ends the key
@@ -458,9 +430,8 @@ def test_link_key_survives_nepid_kill9_recovery_and_a_restart(tmp_path, nepi_kit
     config = nepi_kit.ec_config(tmp_path)
     controller = nepi_kit.create_ec(xml, config)
     controller.start()
-    record_tokens(own_netns, tmp_path)
     app, tb_b = b["app"].guid, b["desc_b"].guid
-    assert nx.wait_finished(controller, app, 30)
+    assert wait_finished(controller, app, 30)
     assert " 0% packet loss" in controller.trace(app, "stdout")
     keys = json.loads((tmp_path / "link-keys.json").read_text())
     nepi_kit.kill9(controller.pid)
@@ -468,7 +439,7 @@ def test_link_key_survives_nepid_kill9_recovery_and_a_restart(tmp_path, nepi_kit
     recovered = nepi_kit.create_ec(xml, config)
     assert recovered.failed_testbeds() == {}
     recovered.action(app, "start")
-    assert nx.wait_finished(recovered, app, 30)
+    assert wait_finished(recovered, app, 30)
     assert " 0% packet loss" in recovered.trace(app, "stdout")
     dead = nepi_kit.testbed_pid(tmp_path, tb_b)
     nepi_kit.kill9(dead)
@@ -477,7 +448,7 @@ def test_link_key_survives_nepid_kill9_recovery_and_a_restart(tmp_path, nepi_kit
         and recovered.status(tb_b) == TS.STATUS_STARTED, 60, 0.2), "B was not restarted"
     assert recovered.failed_testbeds() == {}
     recovered.action(app, "start")
-    assert nx.wait_finished(recovered, app, 30)
+    assert wait_finished(recovered, app, 30)
     assert " 0% packet loss" in recovered.trace(app, "stdout")
     assert json.loads((tmp_path / "link-keys.json").read_text()) == keys
     stats = tc.parse_stats(recovered.get(b["chan_a"].guid, "tun_stats"))
@@ -512,5 +483,5 @@ def tunchannel_status(root, testbed_guid, expected):
         seen.append(next((text for text in proc.stdout.splitlines()
                           if text.startswith(prefix)), proc.stdout))
         return expected in seen[-1]
-    nx.wait_until(shows, 10, 0.2)
+    wait_until(shows, 10, 0.2)
     return seen[-1]

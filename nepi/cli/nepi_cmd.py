@@ -10,6 +10,7 @@ its arguments to its parser, and a function running it and returning the exit co
 """
 
 import argparse
+import logging
 import sys
 from typing import Callable, Dict, List, NamedTuple, Optional
 
@@ -80,7 +81,8 @@ def _testbed_defaults(testbed_id: str) -> Dict[str, object]:
     try:
         from nepi.core.metadata import Metadata
         amap = Metadata(testbed_id).testbed_attributes()
-    except Exception:   # unknown or broken testbed: reported by the checks
+    except Exception as e:   # unknown or broken testbed: reported by the checks
+        logging.getLogger("nepi.cli").debug("no defaults of testbed %s: %s", testbed_id, e)
         return {}
     return {attr.name: attr.value for attr in amap.attributes}
 

@@ -25,6 +25,7 @@ from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAG
                              allow_root_argument,
                              command_main, command_parser, err, human_duration,
                              load_valid_design, out, plural, testbed_status_name)
+from nepi.util.rootfiles import DESIGN_XML, EXECUTE_XML, LOGS_DIR, MANIFEST, TRACES_DIR
 
 PROG = "nepid"
 EXIT_NOT_RUNNING = 3
@@ -63,12 +64,13 @@ def _target(args):
     or the one serving --root-dir (proxy None if none runs there)."""
     from nepi.errors import ControllerUnreachableError
     from nepi.rpc.ec_client import attach_ec_over_tls
+    from nepi.rpc.rootdir import attach_nepid
     from nepi.rpc.tls import client_files
     if not args.connect:
         if args.tls_dir or args.client:
             raise CliError("--tls-dir and --client go with --connect", EXIT_USAGE)
         root_dir = _root(args)
-        return _attach(root_dir), root_dir
+        return attach_nepid(root_dir), root_dir
     if args.root_dir is not None:
         raise CliError("give --root-dir or --connect, not both", EXIT_USAGE)
     if not args.tls_dir:
@@ -93,26 +95,6 @@ def _log_level(text: str) -> str:
         if text.lower() == level.lower():
             return level
     raise argparse.ArgumentTypeError("log level must be one of %s" % ", ".join(LOG_LEVELS))
-
-
-def _attach(root_dir: str):
-    """A proxy to the nepid serving ``root_dir``, or None if none is running.
-
-    CliError if a process holds nepid's pid lock but cannot be reached."""
-    from nepi.cli.rootdir import nepid_lock_pid
-    from nepi.errors import ControllerUnreachableError
-    from nepi.rpc.ec_client import attach_ec
-    try:
-        return attach_ec(root_dir)
-    except ControllerUnreachableError as e:
-        pid = nepid_lock_pid(root_dir)
-        if pid is None:
-            return None
-        raise CliError("nepid (pid %s) holds %s but does not answer (%s); it may still be "
-                       "starting or recovering (see %s), or be hung: `nepid clean --root-dir "
-                       "%s --force` removes it"
-                       % (pid, os.path.join(root_dir, "nepid.pid"), e,
-                          os.path.join(root_dir, "logs", "nepid.log"), root_dir)) from e
 
 
 def _testbed_table(testbeds: List[dict]) -> List[str]:
@@ -148,37 +130,23 @@ def _print_status(status: dict) -> None:
 
 
 def _report_not_running(root_dir: str) -> int:
-    from nepi.cli.rootdir import daemon_entries, experiment_state
+    from nepi.rpc.rootdir import leftovers
     out("nepid is not running in %s" % root_dir)
-    if not os.path.isdir(root_dir):
-        return EXIT_NOT_RUNNING
-    state = experiment_state(root_dir)
-    if state:
-        out("experiment state recorded in manifest.json: %s" % state)
-    entries = daemon_entries(root_dir)
-    from nepi.rpc.cleanup import leftover_files
-    files = leftover_files(root_dir)
-    if entries or files:
+    left = leftovers(root_dir)
+    if left.state:
+        out("experiment state recorded in %s: %s" % (MANIFEST, left.state))
+    if left.daemons or left.files:
         out("leftovers:")
-        for entry in entries:
+        for entry in left.daemons:
             out("  %s" % entry.describe())
-        for path in files:
+        for path in left.files:
             out("  %s" % path)
-        if state in ("started", "stopped", "deploying"):
+        if left.recoverable:
             out("`nepid recover --root-dir %s` re-attaches to the experiment; "
                 "`nepid clean --root-dir %s` removes what is left" % (root_dir, root_dir))
         else:
             out("`nepid clean --root-dir %s` removes what is left" % root_dir)
     return EXIT_NOT_RUNNING
-
-
-def _refuse_leftovers(root_dir: str) -> None:
-    from nepi.cli.rootdir import daemon_entries
-    alive = [d for d in daemon_entries(root_dir) if d.alive]
-    if alive:
-        raise CliError("%s still has running daemons of an earlier experiment (%s); "
-                       "`nepid recover`, `nepid stop` or `nepid clean --root-dir %s` first"
-                       % (root_dir, "; ".join(d.describe() for d in alive), root_dir))
 
 
 # ---- start ------------------------------------------------------------------------------
@@ -209,38 +177,25 @@ def _listen_arguments(args) -> List[str]:
 
 
 def cmd_start(args) -> int:
-    from nepi.cli.rootdir import nepid_lock_pid
-    from nepi.rpc.ec_client import nepid_arguments
+    from nepi.rpc.nepid_control import launch_nepid, nepid_status, run_nepid_in_foreground
+    from nepi.rpc.rootdir import nepid_log_file, refuse_running_nepid
     root_dir = _root(args)
     listen = _listen_arguments(args)
-    pid = nepid_lock_pid(root_dir)
-    if pid is not None:
-        raise CliError("already running (pid %s) serving %s" % (pid, root_dir))
+    refuse_running_nepid(root_dir)
     if args.foreground:
-        from nepi.rpc import daemon_main
-        os.makedirs(root_dir, exist_ok=True)
         out("nepid (pid %d) serving %s in the foreground; Ctrl-C or `nepid stop --root-dir "
             "%s` ends it; log: %s" % (os.getpid(), root_dir, root_dir,
-                                      os.path.join(root_dir, "logs", "nepid.log")))
+                                      nepid_log_file(root_dir)))
         sys.stdout.flush()
-        return daemon_main.main(["ec", "--root-dir", root_dir, "--foreground"] +
-                                nepid_arguments(root_dir, args.log_level, True,
-                                                args.allow_root) + listen)
-    from nepi.rpc.launcher import launch
-    record = launch("ec", root_dir, nepid_arguments(root_dir, args.log_level, True,
-                                                    args.allow_root) + listen)
+        return run_nepid_in_foreground(root_dir, args.log_level, args.allow_root, listen)
+    record = launch_nepid(root_dir, args.log_level, args.allow_root, listen)
     out("nepid started (pid %s) serving %s" % (record.get("pid"), root_dir))
     if record.get("listen"):
         _print_listen(record)
-    proxy = _attach(root_dir)
-    if proxy is not None:
-        try:
-            status = proxy.daemon_status()
-        finally:
-            proxy.close()
-        if status.get("state") not in ("empty", None):
-            out("it re-attached to the experiment found there:")
-            _print_status(status)
+    status = nepid_status(root_dir)
+    if status is not None and status.get("state") not in ("empty", None):
+        out("it re-attached to the experiment found there:")
+        _print_status(status)
     out("log: %s" % record.get("log_file"))
     return EXIT_OK
 
@@ -278,37 +233,28 @@ def _stop_arguments(parser) -> None:
 
 def cmd_stop(args) -> int:
     from nepi.cli.progress import one_line
-    from nepi.cli.traces import TRACES_DIR, copy_traces
+    from nepi.rpc.nepid_control import stop_nepid
     proxy, root_dir = _target(args)
     if proxy is None:
         return _report_not_running(root_dir)
-    pid = proxy.pid
-    state = proxy.state
+    report = stop_nepid(proxy, root_dir, with_traces=not args.no_traces)
     problems = []
-    if state == "started":
-        try:
-            proxy.stop()
-        except Exception as e:
-            problems.append("stopping the experiment failed: %s" % one_line(e))
-    copied = None
-    if state in ("started", "stopped") and not args.no_traces and root_dir is not None:
-        copied = copy_traces(proxy, root_dir)
-        problems += copied.errors
-    remote_root = proxy.root_dir
-    proxy.shutdown()
-    from nepi.rpc.cleanup import leftover_files
-    left = leftover_files(root_dir) if root_dir is not None else []
-    out("nepid (pid %s) stopped; the experiment (%s) was shut down" % (pid, state))
-    if copied is not None:
+    if report.stop_error is not None:
+        problems.append("stopping the experiment failed: %s" % one_line(report.stop_error))
+    if report.copied is not None:
+        problems += report.copied.errors
+    out("nepid (pid %s) stopped; the experiment (%s) was shut down"
+        % (report.pid, report.state))
+    if report.copied is not None:
         out("traces: %s (%s)" % (os.path.join(root_dir, TRACES_DIR),
-                                 plural(len(copied.written), "file")))
+                                 plural(len(report.copied.written), "file")))
     if root_dir is None:
-        out("kept on %s: logs, traces, experiment.xml and execute.xml in %s"
-            % (args.connect, remote_root))
+        out("kept on %s: logs, traces, %s and %s in %s"
+            % (args.connect, DESIGN_XML, EXECUTE_XML, report.remote_root))
     else:
-        out("kept: logs in %s, experiment.xml and execute.xml in %s"
-            % (os.path.join(root_dir, "logs"), root_dir))
-    for path in left:
+        out("kept: logs in %s, %s and %s in %s"
+            % (os.path.join(root_dir, LOGS_DIR), DESIGN_XML, EXECUTE_XML, root_dir))
+    for path in report.left:
         problems.append("left behind: %s (`nepid clean` removes it)" % path)
     for problem in problems:
         err("%s: %s" % (PROG, problem))
@@ -329,8 +275,8 @@ def _run_arguments(parser) -> None:
 def cmd_run(args) -> int:
     import time
     from nepi.cli.progress import ProgressDisplay, follow, one_line
-    from nepi.cli.rootdir import nepid_lock_pid
-    from nepi.rpc.ec_client import start_nepid
+    from nepi.rpc.nepid_control import start_nepid_to_run
+    from nepi.rpc.rootdir import nepid_log_file
     loaded = load_valid_design(args.file)
     if loaded is None:
         return EXIT_PROBLEMS
@@ -342,12 +288,7 @@ def cmd_run(args) -> int:
     if root_dir is None:
         root_dir = proxy.root_dir      # on the nepid host: for messages only
     elif proxy is None:
-        if nepid_lock_pid(root_dir) is not None:
-            raise CliError("nepid in %s is starting or hung; try again or `nepid clean`"
-                           % root_dir)
-        _refuse_leftovers(root_dir)
-        os.makedirs(root_dir, exist_ok=True)
-        proxy = start_nepid(root_dir, args.log_level, allowed_roots=args.allow_root)
+        proxy = start_nepid_to_run(root_dir, args.log_level, args.allow_root)
         started_here = True
         say("nepid started (pid %s) serving %s" % (proxy.pid, root_dir))
     testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
@@ -381,8 +322,7 @@ def cmd_run(args) -> int:
             else:
                 note = "nepid (pid %s) keeps running" % pid
             raise CliError("deployment failed: %s (%s; log: %s)"
-                           % (one_line(error), note,
-                              os.path.join(root_dir, "logs", "nepid.log")))
+                           % (one_line(error), note, nepid_log_file(root_dir)))
         status = proxy.daemon_status()
     finally:
         proxy.close()
@@ -403,34 +343,16 @@ def _recover_arguments(parser) -> None:
 
 
 def cmd_recover(args) -> int:
-    from nepi.cli.rootdir import daemon_entries, experiment_state
-    from nepi.core.execute import EXECUTE_XML
-    from nepi.rpc.ec_client import start_nepid
+    from nepi.rpc.nepid_control import nepid_status, recover_nepid
+    from nepi.rpc.rootdir import nepid_log_file
     root_dir = _root(args)
-    proxy = _attach(root_dir)
-    if proxy is not None:
-        try:
-            status = proxy.daemon_status()
-        finally:
-            proxy.close()
+    status = nepid_status(root_dir)
+    if status is not None:
         out("nepid is running (pid %s) and serving %s: nothing to recover"
             % (status.get("pid"), root_dir))
         _print_status(status)
         return EXIT_OK
-    state = experiment_state(root_dir)
-    if not os.path.exists(os.path.join(root_dir, EXECUTE_XML)) or \
-            state in (None, "shutdown", "failed"):
-        raise CliError("nothing to recover in %s: %s" % (
-            root_dir, "no deployed experiment (no %s)" % EXECUTE_XML
-            if not os.path.exists(os.path.join(root_dir, EXECUTE_XML))
-            else "the experiment was %s" % (state or "never started")))
-    before = {d.entry.get("testbed_guid"): d.entry.get("pid") for d in daemon_entries(root_dir)
-              if d.key != "ec" and d.alive}
-    proxy = start_nepid(root_dir, args.log_level, recover=True)
-    try:
-        status = proxy.daemon_status()
-    finally:
-        proxy.close()
+    status, before = recover_nepid(root_dir, args.log_level)
     out("nepid restarted (pid %s) serving %s; it recovered the experiment: %s"
         % (status.get("pid"), root_dir, status.get("state")))
     testbeds = status.get("testbeds") or []
@@ -456,7 +378,7 @@ def cmd_recover(args) -> int:
         err("%s: recovery incomplete: experiment %s%s (see %s)"
             % (PROG, status.get("state"),
                ", %s failed" % plural(len(failed), "testbed") if failed else "",
-               os.path.join(root_dir, "logs", "nepid.log")))
+               nepid_log_file(root_dir)))
         return EXIT_PROBLEMS
     return EXIT_OK
 
@@ -469,23 +391,11 @@ def _clean_arguments(parser) -> None:
 
 
 def cmd_clean(args) -> int:
-    from nepi.rpc.cleanup import clean_root
+    from nepi.rpc.nepid_control import clean
     root_dir = _root(args)
     if not os.path.isdir(root_dir):
         raise CliError("%s is not a directory" % root_dir, EXIT_USAGE)
-    if not args.force:
-        proxy = None
-        try:
-            proxy = _attach(root_dir)
-        except CliError:
-            proxy = None     # holds the lock but does not answer: a leftover to kill
-        if proxy is not None:
-            pid = proxy.pid
-            proxy.close()
-            raise CliError("nepid (pid %s) is running and answering in %s: use `nepid stop "
-                           "--root-dir %s` (or `nepid clean --force` to kill it)"
-                           % (pid, root_dir, root_dir))
-    report = clean_root(root_dir)
+    report = clean(root_dir, args.force)
     out("cleaned %s" % root_dir)
     for line in report.killed:
         out("  %s" % line)
@@ -495,7 +405,7 @@ def cmd_clean(args) -> int:
         out("  ran the cleanup of %s" % ", ".join(report.cleaned))
     if not report.killed and not report.removed:
         out("  no daemon or runtime file was left")
-    out("kept: logs, traces, experiment.xml and execute.xml")
+    out("kept: logs, traces, %s and %s" % (DESIGN_XML, EXECUTE_XML))
     for problem in report.problems:
         err("%s: %s" % (PROG, problem))
     return EXIT_PROBLEMS if report.problems else EXIT_OK

@@ -10,17 +10,12 @@ import argparse
 import os
 import signal
 import threading
-import time
-from typing import List, Optional
+from typing import Optional
 
 from nepi.cli.common import (EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, CliError,
                              allow_root_argument, err, load_valid_design, out, plural)
 from nepi.cli.progress import ProgressDisplay, one_line
-from nepi.cli.traces import TRACES_DIR, copy_traces
-from nepi.util.logfile import log_to_file
-
-POLL_INTERVAL = 0.2
-STATUS_ERRORS_TOLERATED = 25        # consecutive failing polls (5 s) before giving up
+from nepi.rpc.local_run import WaitResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,110 +94,16 @@ class _Signals:
         return EXIT_INTERRUPTED
 
 
-def _refuse_busy_root(root_dir: str) -> None:
-    """Never deploy over a running experiment of the same root directory."""
-    from nepi.cli.rootdir import daemon_entries, nepid_lock_pid
-    pid = nepid_lock_pid(root_dir)
-    if pid is not None:
-        raise CliError("nepid (pid %s) is serving %s; use another root directory, or "
-                       "`nepid stop --root-dir %s` first" % (pid, root_dir, root_dir))
-    alive = [d for d in daemon_entries(root_dir) if d.alive]
-    if alive:
-        raise CliError("%s still has running daemons of an earlier experiment (%s); "
-                       "`nepid recover`, `nepid stop` or `nepid clean --root-dir %s` first"
-                       % (root_dir, "; ".join(d.describe() for d in alive), root_dir))
-
-
-class _Waiter:
-    """Polls element statuses until the applications are done (or another end)."""
-
-    def __init__(self, controller, signals: _Signals, duration: Optional[float],
-                 timeout: Optional[float]) -> None:
-        self.controller = controller
-        self.signals = signals
-        self.duration = duration
-        self.timeout = timeout
-        self.pending: List[int] = []
-        self.watched = 0
-        self.reason = ""
-
-    def _initial(self) -> None:
-        from nepi.util.constants import ApplicationStatus as AS
-        self.watched, self.pending = 0, []
-        for guid in self.controller.guids:
-            status = self.controller.status(guid)
-            if status != AS.STATUS_UNDETERMINED:
-                self.watched += 1
-                if status != AS.STATUS_FINISHED:
-                    self.pending.append(guid)
-
-    def _poll(self) -> None:
-        from nepi.util.constants import ApplicationStatus as AS
-        self.pending = [g for g in self.pending
-                        if self.controller.status(g) not in (AS.STATUS_FINISHED,
-                                                             AS.STATUS_UNDETERMINED)]
-
-    def _failed(self) -> Optional[str]:
-        failed = self.controller.failed_testbeds()
-        if failed:
-            return "; ".join("testbed %s: %s" % (g, why) for g, why in sorted(failed.items()))
-        if self.controller.state == "failed":
-            return self.controller.error or "experiment failed"
-        return None
-
-    def wait(self) -> str:
-        """finished | nothing | duration | timeout | failed | interrupted"""
-        began = time.monotonic()
-        errors = 0
-        first = True
-        while True:
-            try:
-                if first:
-                    self._initial()
-                    first = False
-                else:
-                    self._poll()
-                failure = self._failed()
-                errors = 0
-            except Exception as e:    # a testbed daemon died: the watcher applies its policy
-                errors += 1
-                failure = None
-                if errors >= STATUS_ERRORS_TOLERATED:
-                    self.reason = "lost contact with the experiment: %s" % one_line(e)
-                    return "failed"
-            if failure:
-                self.reason = failure
-                return "failed"
-            if not first and errors == 0:
-                if self.watched and not self.pending:
-                    return "finished"
-                if not self.watched and self.duration is None:
-                    return "nothing"
-            elapsed = time.monotonic() - began
-            if self.duration is not None and elapsed >= self.duration:
-                return "duration"
-            if self.timeout is not None and elapsed >= self.timeout and self.pending:
-                self.reason = "%s still running after %g s (--timeout): element%s %s" % (
-                    plural(len(self.pending), "application"), self.timeout,
-                    "" if len(self.pending) == 1 else "s",
-                    ", ".join(str(g) for g in self.pending[:20])
-                    + (" ..." if len(self.pending) > 20 else ""))
-                return "timeout"
-            if self.signals.event.wait(POLL_INTERVAL):
-                return "interrupted"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from nepi.core.execute import ExperimentController
+    from nepi.rpc.local_run import LocalRun
 
     loaded = load_valid_design(args.file)
     if loaded is None:
         return EXIT_PROBLEMS
     xml, data = loaded
-    root_dir = os.path.abspath(args.root_dir)
-    os.makedirs(root_dir, exist_ok=True)
-    _refuse_busy_root(root_dir)
-    log_to_file(os.path.join(root_dir, "logs", "nepi-run.log"), args.debug)
+    run = LocalRun(xml, args.root_dir, args.allow_root)
+    root_dir = run.root_dir
+    run.prepare(args.debug)
     testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
     quiet = args.quiet
     say = (lambda line="": None) if quiet else out
@@ -212,22 +113,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     signals = _Signals()
     signals.install()
     display = ProgressDisplay(testbeds, quiet=quiet)
-    controller = None
     failure: Optional[str] = None
     code = EXIT_OK
     traces_line = None
-    try:
-        controller = ExperimentController(xml, root_dir, args.allow_root)
-        controller.add_progress_listener(display)
 
-        def deployed(event):
-            # from here on a signal means "stop the running experiment", not "roll back"
-            if event["phase"] == "deploy" and event["state"] == "done" \
-                    and signals.stage == "deploy":
-                signals.stage = "wait"
-        controller.add_progress_listener(deployed)
+    def deployed(event):
+        # from here on a signal means "stop the running experiment", not "roll back"
+        if event["phase"] == "deploy" and event["state"] == "done" \
+                and signals.stage == "deploy":
+            signals.stage = "wait"
+    try:
         try:
-            controller.start()
+            run.deploy([display, deployed])
         except KeyboardInterrupt:
             display.close()
             code = signals.exit_code
@@ -238,10 +135,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             signals.stage = "wait"
             if signals.event.is_set():      # a signal between start() and here
-                outcome = "interrupted"
+                result = WaitResult("interrupted")
             else:
-                waiter = _Waiter(controller, signals, args.duration, args.timeout)
-                outcome = waiter.wait()
+                result = run.wait(signals.event, args.duration, args.timeout, one_line)
+            outcome = result.outcome
             signals.stage = "cleanup"
             say({"finished": "all applications finished",
                  "nothing": "no application to wait for",
@@ -250,43 +147,40 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "failed": "the experiment failed",
                  "interrupted": "interrupted: stopping the experiment"}[outcome])
             if outcome in ("failed", "timeout"):
-                failure = waiter.reason
+                failure = result.reason
                 code = EXIT_PROBLEMS
             elif outcome == "interrupted":
                 code = signals.exit_code
                 failure = "interrupted; the experiment was stopped and shut down"
             try:
                 display.begin("stop")
-                controller.stop()
+                run.stop()
             except Exception as e:
                 failure = failure or "stopping the experiment failed: %s" % one_line(e)
                 code = code or EXIT_PROBLEMS
-            copied = copy_traces(controller, root_dir)
+            copied = run.copy_traces()
             for problem in copied.errors:
                 err("nepi: %s" % problem)
             if copied.errors and code == EXIT_OK:
                 failure = "%s could not be copied" % plural(len(copied.errors), "trace")
                 code = EXIT_PROBLEMS
-            traces_line = "traces: %s (%s)" % (os.path.join(root_dir, TRACES_DIR),
+            traces_line = "traces: %s (%s)" % (run.traces_dir,
                                                plural(len(copied.written), "file"))
             say("shutting down")
     finally:
         signals.stage = "cleanup"
         try:
-            if controller is not None:
+            if run.controller is not None:
                 display.begin("shutdown")
-                controller.shutdown()
+                run.shutdown()
         finally:
             display.close()
             signals.restore()
     if traces_line:
         say(traces_line)
-    logs = os.path.join(root_dir, "logs")
-    if os.path.isdir(logs):
-        say("logs:   %s" % logs)
-    kept = [name for name in ("experiment.xml", "execute.xml", "manifest.json")
-            if os.path.exists(os.path.join(root_dir, name))]
-    say("state:  %s (%s)" % (root_dir, ", ".join(kept)))
+    if os.path.isdir(run.logs_dir):
+        say("logs:   %s" % run.logs_dir)
+    say("state:  %s (%s)" % (root_dir, ", ".join(run.state_files())))
     if failure:
         err("nepi: %s" % failure)
     elif not quiet:

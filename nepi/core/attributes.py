@@ -1,9 +1,15 @@
 """Typed, flagged attributes and the maps that hold them (NEPI 2 semantics, checked values)."""
 
+import logging
 from typing import Any, Callable, Dict, List, Optional
 
 from nepi.errors import AttributeValueError
 from nepi.util.netrefs import is_single_netref
+
+log = logging.getLogger(__name__)
+
+_TYPE_WORDS = {"STRING": "a string", "BOOL": "a boolean (True/False)", "INTEGER": "an integer",
+               "DOUBLE": "a floating-point number", "ENUM": "an enumerated string"}
 
 
 def _parse_bool(x) -> bool:
@@ -99,12 +105,31 @@ class Attribute:
     def is_valid_value(self, value: Any) -> bool:
         return self.check_value(self.coerce(value)) is None
 
+    def expectation(self) -> str:
+        """Words describing what this attribute accepts, for error messages: the validator's
+        own ``expected`` sentence, else the allowed values, the validator's ``kind`` (see
+        nepi.util.validation) or the type, followed by the range."""
+        fn = self._validation_function
+        if getattr(fn, "expected", None):
+            return fn.expected
+        if self._type == Attribute.ENUM or self._allowed:
+            words = "one of %s" % ", ".join(repr(a) for a in self._allowed or ())
+        elif getattr(fn, "kind", None):
+            words = fn.kind
+        elif fn is not None and fn.__doc__ and fn.__name__ == "validator":
+            # a validator made by a function (is_integer_range...) documents itself
+            words = ("an " if fn.__doc__.startswith("integer") else "a ") + fn.__doc__
+        else:
+            words = _TYPE_WORDS.get(self._type, self._type)
+        if self._range:
+            words += " in range [%s, %s]" % tuple(self._range)
+        return words
+
     def check_value(self, value: Any) -> Optional[str]:
         """None if valid, else what was expected. A lone netref is valid for any type."""
-        from nepi.util.validation import expectation
         if is_single_netref(value):
             return None
-        expected = "expected " + expectation(self)
+        expected = "expected " + self.expectation()
         if not self._type_matches(value):
             return expected
         if self._range:
@@ -118,7 +143,9 @@ class Attribute:
         if self._validation_function is not None:
             try:
                 ok = self._validation_function(self, value)
-            except Exception:
+            except Exception as e:   # a validator that cannot judge a value refuses it
+                log.debug("validator of %s raised %r on %r: the value is refused",
+                          self._name, e, value)
                 ok = False
             if not ok:
                 # a validator may say what exactly is wrong with this value

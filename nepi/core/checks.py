@@ -5,11 +5,11 @@ impossible to build (unknown factory, bad value...) are *blocking*; the rest (a 
 with too few connections, an unresolvable netref) still let the design load for editing.
 """
 
-import ipaddress
 from typing import Dict, List, Optional
 
+from nepi.core.metadata import FactoriesProvider, Metadata
 from nepi.errors import Problem, brief
-from nepi.util import netrefs
+from nepi.util import netrefs, validation
 from nepi.util.parser.base import ExperimentData
 
 # A testbed module's import error may quote the (untrusted) testbed id more than once.
@@ -25,8 +25,6 @@ class _Catalog:
         self._testbed_attrs: Dict[str, object] = {}
 
     def provider(self, testbed_id: str):
-        from nepi.core.design import FactoriesProvider
-        from nepi.core.metadata import Metadata
         if testbed_id in self._errors:
             return None
         if testbed_id not in self._providers:
@@ -43,13 +41,6 @@ class _Catalog:
 
     def testbed_attributes(self, testbed_id: str):
         return self._testbed_attrs[testbed_id]
-
-
-def _ip_family(text: str) -> Optional[int]:
-    try:
-        return ipaddress.ip_address(text).version
-    except (ValueError, TypeError):
-        return None
 
 
 class _Checker:
@@ -110,7 +101,6 @@ class _Checker:
                      % (brief(testbed_id), brief(self.catalog.error(testbed_id),
                                                  CAUGHT_ERROR_LIMIT, quote=False)))
             return
-        from nepi.core.metadata import Metadata
         if not Metadata(testbed_id).accepts_version(version):
             self.add(guid, "Bad testbed version on testbed %s. Asked for %s, got %s"
                      % (testbed_id, brief(version, quote=False), provider.testbed_version))
@@ -191,29 +181,10 @@ class _Checker:
         if isinstance(maximum, int) and len(addresses) > maximum:
             self.add(guid, "%d addresses given, at most %d allowed"
                      % (len(addresses), maximum), "addresses")
-        for i, (address, prefix, broadcast) in enumerate(addresses):
-            where = "address #%d" % i
-            family = None
-            if address is None:
-                self.add(guid, "%s has no Address" % where, "Address", blocking=False)
-            elif not netrefs.is_single_netref(address):
-                family = _ip_family(address)
-                if family is None:
-                    self.add(guid, "%s: %s is not an IP address" % (where, brief(address)),
-                             "Address")
-            if netrefs.is_single_netref(prefix):
-                pass
-            elif prefix is None or not isinstance(prefix, int) or isinstance(prefix, bool):
-                self.add(guid, "%s: NetPrefix %s is not an integer" % (where, brief(prefix)),
-                         "NetPrefix")
-            else:
-                limit = 32 if family == 4 else 128
-                if not 0 <= prefix <= limit:
-                    self.add(guid, "%s: NetPrefix %s out of range [0, %d]"
-                             % (where, brief(prefix), limit), "NetPrefix")
-            if broadcast is not None and _ip_family(broadcast) != 4:
-                self.add(guid, "%s: Broadcast %s is not an IPv4 address"
-                         % (where, brief(broadcast)), "Broadcast")
+        for i, fields in enumerate(addresses):
+            for field, message, blocking in validation.address_problems("address #%d" % i,
+                                                                        *fields):
+                self.add(guid, message, field, blocking)
 
     def check_routes(self, guid, factory) -> None:
         routes = self.data.get_route_data(guid)
@@ -222,43 +193,9 @@ class _Checker:
         if not factory.allow_routes:
             self.add(guid, "factory %s does not accept routes" % factory.factory_id, "routes")
             return
-        for i, (dest, prefix, nexthop, metric, device) in enumerate(routes):
-            where = "route #%d" % i
-            family = None
-            if dest is None:
-                self.add(guid, "%s has no Destination" % where, "Destination")
-            elif not netrefs.is_single_netref(dest):
-                family = _ip_family(dest)
-                if family is None:
-                    self.add(guid, "%s: Destination %s is not an IP address"
-                             % (where, brief(dest)), "Destination")
-            if netrefs.is_single_netref(prefix):
-                pass
-            elif not isinstance(prefix, int) or isinstance(prefix, bool):
-                self.add(guid, "%s: NetPrefix %s is not an integer" % (where, brief(prefix)),
-                         "NetPrefix")
-            else:
-                limit = 32 if family == 4 else 128
-                if not 0 <= prefix <= limit:
-                    self.add(guid, "%s: NetPrefix %s out of range [0, %d]"
-                             % (where, brief(prefix), limit), "NetPrefix")
-                elif family is not None:
-                    try:
-                        ipaddress.ip_network("%s/%d" % (dest, prefix))
-                    except ValueError:
-                        self.add(guid, "%s: %s/%d has host bits set (did you mean %s?)"
-                                 % (where, dest, prefix,
-                                    ipaddress.ip_network("%s/%d" % (dest, prefix),
-                                                         strict=False)), "Destination")
-            if nexthop is not None and not netrefs.is_single_netref(nexthop) \
-                    and _ip_family(nexthop) is None:
-                self.add(guid, "%s: NextHop %s is not an IP address" % (where, brief(nexthop)),
-                         "NextHop")
-            if netrefs.is_single_netref(metric):
-                pass
-            elif not isinstance(metric, int) or isinstance(metric, bool) or metric < 0:
-                self.add(guid, "%s: Metric %s is not a non-negative integer"
-                         % (where, brief(metric)), "Metric")
+        for i, fields in enumerate(routes):
+            for field, message, blocking in validation.route_problems("route #%d" % i, *fields):
+                self.add(guid, message, field, blocking)
 
     def check_labels(self) -> None:
         for guid in self.data.sorted_guids():

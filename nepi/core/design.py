@@ -1,321 +1,32 @@
-"""Design model: experiments, testbed descriptions, boxes, connectors, addresses, routes."""
+"""Design model: an experiment description, its testbed descriptions and their boxes, and
+its conversion to and from ExperimentData (what the XML parser reads and writes, and what
+nepi.core.checks judges).
 
-from typing import Any, Dict, List, Optional
+NEPI 2 scripts import everything from here, so the boxes (nepi.core.box) and the
+FactoriesProvider (nepi.core.metadata) are re-exported.
+"""
 
-from nepi.core.attributes import Attribute, AttributesMap
-from nepi.core.metadata import Metadata
-from nepi.util import validation
+from typing import Any, Dict, List, Optional, Union
+
+from nepi.core.attributes import AttributesMap
+from nepi.core.box import (Address, AddressableMixin, Box, Connector, Route, RoutableMixin,
+                           Trace, UserAddressableMixin, UserRoutableMixin, create_box)
+from nepi.core.checks import check_data
+from nepi.core.metadata import FactoriesProvider, Metadata
+from nepi.errors import DesignError, Problem
 from nepi.util.graphical_info import GraphicalInfo
 from nepi.util.guid import GuidGenerator
-from nepi.util.tags import Taggable
-
-
-class Connector:
-    """One end of a box's connector type; knows its peers (symmetric)."""
-
-    def __init__(self, box: "Box", connector_type) -> None:
-        self._box = box
-        self._connector_type = connector_type
-        self._connections: List["Connector"] = []
-
-    box = property(lambda self: self._box)
-    connector_type = property(lambda self: self._connector_type)
-    connections = property(lambda self: self._connections)
-
-    def __str__(self) -> str:
-        return "Connector(%s, %s)" % (self._box, self._connector_type)
-
-    def is_full(self) -> bool:
-        return len(self._connections) >= self._connector_type.max
-
-    def is_complete(self) -> bool:
-        return len(self._connections) >= self._connector_type.min
-
-    def is_connected(self, connector: "Connector") -> bool:
-        return connector in self._connections
-
-    def _refusal(self, connector: "Connector") -> Optional[str]:
-        """Why self may not be connected to connector, or None."""
-        if self._box.guid == connector.box.guid:
-            return "a box cannot be connected to itself"
-        if self.is_connected(connector):
-            return "already connected"
-        for end in (self, connector):
-            if end.is_full():
-                return "connector %r of box %d is full (max %s)" % (
-                    end.connector_type.name, end.box.guid, end.connector_type.max)
-        must_cross = self._box.testbed_guid != connector.box.testbed_guid
-        if not self._connector_type.can_connect(*connector.connector_type.connector_type_id,
-                                                must_cross=must_cross):
-            return "%s.%s may not be connected to %s.%s%s" % (
-                self._box.factory_id, self._connector_type.name,
-                connector.box.factory_id, connector.connector_type.name,
-                " across testbeds" if must_cross else " within a testbed")
-        return None
-
-    def can_connect(self, connector: "Connector") -> bool:
-        return self._refusal(connector) is None
-
-    def connect(self, connector: "Connector") -> None:
-        reason = self._refusal(connector) or connector._refusal(self)
-        if reason:
-            raise RuntimeError("Could not connect. %s to %s: %s" % (self, connector, reason))
-        self._connections.append(connector)
-        connector._connections.append(self)
-
-    def disconnect(self, connector: "Connector") -> None:
-        if connector not in self._connections or self not in connector._connections:
-            raise RuntimeError("Could not disconnect.")
-        self._connections.remove(connector)
-        connector._connections.remove(self)
-
-    def get_connected_box(self, idx: int = 0) -> Optional["Box"]:
-        if not self._connections:
-            return None
-        return self._connections[idx].box
-
-    def destroy(self) -> None:
-        for peer in list(self._connections):
-            self.disconnect(peer)
-        self._box = self._connector_type = None
-
-
-class Trace(AttributesMap):
-    def __init__(self, name: str, help: str, enabled: bool = False) -> None:
-        super().__init__()
-        self._name = name
-        self._help = help
-        self._enabled = enabled
-
-    name = property(lambda self: self._name)
-    help = property(lambda self: self._help)
-    enabled = property(lambda self: self._enabled)
-
-    def enable(self) -> None:
-        self._enabled = True
-
-    def disable(self) -> None:
-        self._enabled = False
-
-
-class Address(AttributesMap):
-    def __init__(self, owner: Optional["Box"] = None) -> None:
-        super().__init__()
-        self._owner = owner
-        self.add_attribute("Address", "Address number", Attribute.STRING,
-                           flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_ip_address)
-        self.add_attribute("NetPrefix", "Network prefix for the address", Attribute.INTEGER,
-                           value=24, range=(0, 128), flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_integer)
-        self.add_attribute("Broadcast", "Broadcast address", Attribute.STRING,
-                           validation_function=validation.is_ip4_address)
-
-    def _attributes_owner(self) -> str:
-        return "address of %s" % (self._owner.describe() if self._owner else "a box")
-
-
-class Route(AttributesMap):
-    def __init__(self, owner: Optional["Box"] = None) -> None:
-        super().__init__()
-        self._owner = owner
-        self.add_attribute("Destination", "Network destination address", Attribute.STRING,
-                           validation_function=validation.is_ref_address)
-        self.add_attribute("NetPrefix", "Network destination prefix", Attribute.INTEGER,
-                           value=24, range=(0, 128), flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_integer)
-        self.add_attribute("NextHop", "Address for the next hop", Attribute.STRING,
-                           flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_ref_address)
-        self.add_attribute("Metric", "Routing metric", Attribute.INTEGER, value=0,
-                           flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_integer)
-        self.add_attribute("Device", "Network interface the route goes through",
-                           Attribute.STRING, flags=Attribute.NoDefaultValue,
-                           validation_function=validation.is_string)
-
-    def _attributes_owner(self) -> str:
-        return "route of %s" % (self._owner.describe() if self._owner else "a box")
-
-
-class Box(AttributesMap, Taggable):
-    """An element of a design: an instance of a factory inside one testbed description."""
-
-    def __init__(self, guid: int, factory, testbed_guid: int, container=None,
-                 factory_attributes: Optional[Dict[str, Any]] = None) -> None:
-        AttributesMap.__init__(self)
-        Taggable.__init__(self)
-        self._guid = guid
-        self._factory_id = factory.factory_id
-        self._testbed_guid = testbed_guid
-        self._container = container
-        self.graphical_info = GraphicalInfo()
-        self._connectors = {ct.name: Connector(self, ct) for ct in factory.connector_types}
-        self._traces = {name: Trace(name, help, enabled)
-                        for (name, help, enabled) in factory.traces}
-        for tag in factory.tags:
-            self.add_tag(tag)
-        for attr in factory.box_attributes.attributes:
-            self._add_attribute_object(attr.copy(attr.value))
-        self._factory_attributes: Dict[str, Any] = {}
-        for attr in factory.attributes:
-            if attr.modified or attr.is_metadata:
-                self._factory_attributes[attr.name] = attr.value
-        for name, value in (factory_attributes or {}).items():
-            self._factory_attributes[name] = value
-
-    guid = property(lambda self: self._guid)
-    factory_id = property(lambda self: self._factory_id)
-    testbed_guid = property(lambda self: self._testbed_guid)
-    container = property(lambda self: self._container)
-    factory_attributes = property(lambda self: self._factory_attributes)
-
-    def __str__(self) -> str:
-        return "Box(%s, %s, %s)" % (self._guid, self._factory_id, self._testbed_guid)
-
-    def describe(self) -> str:
-        label = self._attributes.get("label")
-        text = "element %d (%s" % (self._guid, self._factory_id)
-        if label is not None and label.value:
-            text += ", label %r" % label.value
-        return text + ")"
-
-    def _attributes_owner(self) -> str:
-        return self.describe()
-
-    @property
-    def connectors(self) -> List[Connector]:
-        return list(self._connectors.values())
-
-    def connector(self, name: str) -> Connector:
-        try:
-            return self._connectors[name]
-        except KeyError:
-            raise KeyError("%s has no connector %r (has: %s)"
-                           % (self.describe(), name, ", ".join(self._connectors))) from None
-
-    @property
-    def traces(self) -> List[Trace]:
-        return list(self._traces.values())
-
-    @property
-    def traces_list(self) -> List[str]:
-        return list(self._traces)
-
-    def _trace(self, trace_id: str) -> Trace:
-        try:
-            return self._traces[trace_id]
-        except KeyError:
-            raise KeyError("%s has no trace %r (has: %s)"
-                           % (self.describe(), trace_id, ", ".join(self._traces) or "none")) \
-                from None
-
-    def trace_help(self, trace_id: str) -> str:
-        return self._trace(trace_id).help
-
-    def enable_trace(self, trace_id: str) -> None:
-        self._trace(trace_id).enable()
-
-    def disable_trace(self, trace_id: str) -> None:
-        self._trace(trace_id).disable()
-
-    def is_trace_enabled(self, trace_id: str) -> bool:
-        return self._trace(trace_id).enabled
-
-    def destroy(self) -> None:
-        super().destroy()
-        for c in self._connectors.values():
-            c.destroy()
-        self._connectors = {}
-        self._traces = {}
-
-
-class AddressableMixin:
-    def __init__(self, guid, factory, testbed_guid, container=None, factory_attributes=None):
-        super().__init__(guid, factory, testbed_guid, container, factory_attributes)
-        self._addresses: List[Address] = []
-        max_addr = self._factory_attributes.get("maxAddresses")
-        if max_addr is not None and self.has_attribute("maxAddresses"):
-            self.set_attribute_value("maxAddresses", max_addr)
-
-    @property
-    def addresses(self) -> List[Address]:
-        return self._addresses
-
-    @property
-    def max_addresses(self) -> int:
-        return self.get_attribute_value("maxAddresses")
-
-
-class UserAddressableMixin(AddressableMixin):
-    def add_address(self) -> Address:
-        if len(self._addresses) >= self.max_addresses:
-            raise RuntimeError("Maximun number of addresses for this box reached.")
-        address = Address(self)
-        self._addresses.append(address)
-        return address
-
-    def delete_address(self, address: Address) -> None:
-        self._addresses.remove(address)
-
-
-class RoutableMixin:
-    def __init__(self, guid, factory, testbed_guid, container=None, factory_attributes=None):
-        super().__init__(guid, factory, testbed_guid, container, factory_attributes)
-        self._routes: List[Route] = []
-
-    @property
-    def routes(self) -> List[Route]:
-        return self._routes
-
-
-class UserRoutableMixin(RoutableMixin):
-    def add_route(self) -> Route:
-        route = Route(self)
-        self._routes.append(route)
-        return route
-
-    def delete_route(self, route: Route) -> None:
-        self._routes.remove(route)
-
-    def destroy(self) -> None:
-        super().destroy()
-        self._routes = []
-
-
-class FactoriesProvider:
-    def __init__(self, testbed_id: str) -> None:
-        metadata = Metadata(testbed_id)
-        self._testbed_id = testbed_id
-        self._testbed_version = metadata.testbed_version
-        self._factories = {f.factory_id: f for f in metadata.build_factories()}
-
-    testbed_id = property(lambda self: self._testbed_id)
-    testbed_version = property(lambda self: self._testbed_version)
-
-    @property
-    def factories(self) -> list:
-        return list(self._factories.values())
-
-    def factory(self, factory_id: str):
-        try:
-            return self._factories[factory_id]
-        except KeyError:
-            raise KeyError("testbed %s has no factory %r (known: %s)"
-                           % (self._testbed_id, factory_id,
-                              ", ".join(sorted(self._factories)))) from None
-
-    def has_factory(self, factory_id: str) -> bool:
-        return factory_id in self._factories
-
-    def add_factory(self, factory) -> None:
-        self._factories[factory.factory_id] = factory
-
-    def remove_factory(self, factory_id: str) -> None:
-        del self._factories[factory_id]
-
+from nepi.util.netrefs import ADDRESS_FIELDS, ROUTE_FIELDS
+from nepi.util.parser._xml import XmlExperimentParser
+from nepi.util.parser.base import ExperimentData
+
+__all__ = ["Address", "AddressableMixin", "Box", "Connector", "ExperimentDescription",
+           "FactoriesProvider", "Route", "RoutableMixin", "TestbedDescription", "Trace",
+           "UserAddressableMixin", "UserRoutableMixin"]
 
 class TestbedDescription(AttributesMap):
+    """One testbed of a design: its attributes, and the boxes made from its factories."""
+
     def __init__(self, guid_generator: GuidGenerator, provider: FactoriesProvider,
                  guid: Optional[int] = None) -> None:
         super().__init__()
@@ -345,7 +56,7 @@ class TestbedDescription(AttributesMap):
                factory_attributes: Optional[Dict[str, Any]] = None) -> Box:
         factory = self._provider.factory(factory_id)   # validate before taking a guid
         guid = self._guid_generator.next(guid)
-        box = factory.create(guid, self, factory_attributes)
+        box = create_box(factory, guid, self._guid, factory_attributes)
         self._boxes[guid] = box
         return box
 
@@ -361,6 +72,8 @@ class TestbedDescription(AttributesMap):
 
 
 class ExperimentDescription:
+    """A whole design: testbed descriptions whose elements share one guid numbering."""
+
     def __init__(self) -> None:
         self._guid_generator = GuidGenerator()
         self._testbed_descriptions: Dict[int, TestbedDescription] = {}
@@ -403,27 +116,55 @@ class ExperimentDescription:
                     return box
         return None
 
-    def to_data(self):
-        from nepi.util.parser.base import ExperimentParser
-        return ExperimentParser().to_data(self)
+    def to_data(self) -> ExperimentData:
+        """This design as ExperimentData (what is written to XML)."""
+        data = ExperimentData()
+        for tbd in self._testbed_descriptions.values():
+            data.add_testbed_data(tbd.guid, tbd.provider.testbed_id, tbd.provider.testbed_version)
+            _position_to_data(data, tbd.guid, tbd)
+            _attributes_to_data(data, tbd.guid, tbd)
+            for box in tbd.boxes:
+                _box_to_data(data, tbd.guid, box)
+        return data
+
+    def load_data(self, data: ExperimentData) -> None:
+        """Add the content of ``data`` (guids preserved), unless check_data finds it a
+        blocking problem: then raise DesignError listing them all."""
+        blocking = [p for p in check_data(data) if p.blocking]
+        if blocking:
+            raise DesignError(blocking, "cannot load experiment")
+        boxes = {}
+        for guid in data.testbed_guids():
+            testbed_id, _version = data.get_testbed_data(guid)
+            tbd = self.add_testbed_description(FactoriesProvider(testbed_id), guid)
+            _common_from_data(data, guid, tbd)
+        for guid in data.box_guids():
+            testbed_guid, factory_id = data.get_box_data(guid)
+            box = self.testbed_description(testbed_guid).create(
+                factory_id, guid, dict(data.get_factory_attribute_data(guid)))
+            _common_from_data(data, guid, box)
+            _box_from_data(data, box)
+            boxes[guid] = box
+        for guid, box in boxes.items():
+            for (connector, other_guid, other_connector) in data.get_connection_data(guid):
+                mine = box.connector(connector)
+                other = boxes[other_guid].connector(other_connector)
+                if not mine.is_connected(other):
+                    mine.connect(other)
 
     def to_xml(self) -> str:
-        from nepi.util.parser._xml import XmlExperimentParser
-        return XmlExperimentParser().to_xml(self)
+        return XmlExperimentParser().data_to_xml(self.to_data())
 
-    def from_xml(self, xml) -> None:
+    def from_xml(self, xml: Union[str, bytes]) -> None:
         """Add the content of a design XML (str or bytes); guids are preserved."""
-        from nepi.util.parser._xml import XmlExperimentParser
-        XmlExperimentParser().from_xml(self, xml)
+        self.load_data(XmlExperimentParser().from_xml_to_data(xml))
 
-    def problems(self) -> list:
+    def problems(self) -> List[Problem]:
         """Every problem of this design (see nepi.core.checks)."""
-        from nepi.core.checks import check_data
         return check_data(self.to_data())
 
     def validate(self) -> None:
         """Raise DesignError listing every problem, or return if the design is sound."""
-        from nepi.errors import DesignError
         problems = self.problems()
         if problems:
             raise DesignError(problems)
@@ -431,3 +172,64 @@ class ExperimentDescription:
     def destroy(self) -> None:
         for guid in list(self._testbed_descriptions):
             self.remove_testbed_description(guid)
+
+
+def _position_to_data(data: ExperimentData, guid: int, element) -> None:
+    gi = element.graphical_info
+    data.add_graphical_info_data(guid, gi.x, gi.y, gi.width, gi.height)
+
+
+def _attributes_to_data(data: ExperimentData, guid: int, amap: AttributesMap) -> None:
+    """The attributes worth saving: changed ones, and those without a default."""
+    for attr in amap.attributes:
+        if attr.modified or attr.has_no_default_value:
+            data.add_attribute_data(guid, attr.name, attr.value)
+
+
+def _box_to_data(data: ExperimentData, testbed_guid: int, box: Box) -> None:
+    data.add_box_data(box.guid, testbed_guid, box.factory_id)
+    _position_to_data(data, box.guid, box)
+    for name, value in box.factory_attributes.items():
+        data.add_factory_attribute_data(box.guid, name, value)
+    _attributes_to_data(data, box.guid, box)
+    for trace in box.traces:
+        if trace.enabled:
+            data.add_trace_data(box.guid, trace.name)
+    for connector in box.connectors:
+        for peer in connector.connections:
+            data.add_connection_data(box.guid, connector.connector_type.name,
+                                     peer.box.guid, peer.connector_type.name)
+    for addr in getattr(box, "addresses", []):
+        broadcast = addr.get_attribute_value("Broadcast") \
+            if addr.is_attribute_modified("Broadcast") else None
+        data.add_address_data(box.guid, addr.get_attribute_value("Address"),
+                              addr.get_attribute_value("NetPrefix"), broadcast)
+    for route in getattr(box, "routes", []):
+        data.add_route_data(box.guid, *(route.get_attribute_value(n) for n in ROUTE_FIELDS))
+
+
+def _common_from_data(data: ExperimentData, guid: int, element) -> None:
+    """Position and attributes of a testbed description or a box."""
+    gi = element.graphical_info
+    gi.x, gi.y, gi.width, gi.height = data.get_graphical_info_data(guid)
+    for name, value in data.get_attribute_data(guid):
+        if value is not None:
+            element.set_attribute_value(name, value)
+
+
+def _box_from_data(data: ExperimentData, box: Box) -> None:
+    for name in data.get_trace_data(box.guid):
+        box.enable_trace(name)
+    for (address, netprefix, broadcast) in data.get_address_data(box.guid):
+        # an empty Address or Broadcast stands for none
+        _set_fields(box.add_address(), ADDRESS_FIELDS, (address or None, netprefix,
+                                                        broadcast or None))
+    for fields in data.get_route_data(box.guid):
+        _set_fields(box.add_route(), ROUTE_FIELDS, fields)
+
+
+def _set_fields(amap: AttributesMap, names, values) -> None:
+    """Set the fields that have a value: the others keep their defaults."""
+    for name, value in zip(names, values):
+        if value is not None:
+            amap.set_attribute_value(name, value)

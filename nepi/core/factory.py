@@ -1,4 +1,7 @@
-"""Factories: the element types a testbed offers, and the box classes they build."""
+"""Factories: the element types a testbed offers, described by its metadata.
+
+A factory only describes (attributes, connectors, traces, tags); the design layer builds
+boxes from it (nepi.core.box) and a testbed controller builds the real elements."""
 
 from typing import Callable, Dict, List, Optional
 
@@ -10,8 +13,6 @@ from nepi.util.tags import Taggable
 class Factory(AttributesMap, Taggable):
     """An element type. Its own attributes are construction parameters; ``box_attributes``
     are the templates copied into every box."""
-
-    _box_class_cache: Dict[str, type] = {}
 
     def __init__(self, factory_id: str, create_function: Optional[Callable],
                  start_function: Optional[Callable], stop_function: Optional[Callable],
@@ -79,34 +80,6 @@ class Factory(AttributesMap, Taggable):
     has_addresses = property(lambda self: self.has_tag(tags.HAS_ADDRESSES)
                              or self.allow_addresses)
     has_routes = property(lambda self: self.has_tag(tags.HAS_ROUTES) or self.allow_routes)
-
-    @property
-    def factory(self) -> type:
-        """The box class: Box plus the address/route mixins this factory's tags ask for."""
-        from nepi.core import design
-        key = ("w" if self.allow_addresses else "r" if self.has_addresses else "-") + \
-              ("w" if self.allow_routes else "r" if self.has_routes else "-")
-        if key == "--":
-            return design.Box
-        cls = Factory._box_class_cache.get(key)
-        if cls is None:
-            bases = []
-            if self.allow_addresses:
-                bases.append(design.UserAddressableMixin)
-            elif self.has_addresses:
-                bases.append(design.AddressableMixin)
-            if self.allow_routes:
-                bases.append(design.UserRoutableMixin)
-            elif self.has_routes:
-                bases.append(design.RoutableMixin)
-            bases.append(design.Box)
-            cls = type("Box_" + key, tuple(bases), {})
-            Factory._box_class_cache[key] = cls
-        return cls
-
-    def create(self, guid: int, testbed_description, factory_attributes=None):
-        return self.factory(guid, self, testbed_description.guid,
-                            factory_attributes=factory_attributes)
 
     def destroy(self) -> None:
         super().destroy()

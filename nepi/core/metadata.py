@@ -1,4 +1,5 @@
-"""Testbed metadata: what a testbed declares (MetadataInfo) and how nepi loads it (Metadata)."""
+"""Testbed metadata: what a testbed declares (MetadataInfo), how nepi loads it (Metadata)
+and the factories it offers (FactoriesProvider)."""
 
 import getpass
 import importlib
@@ -10,7 +11,7 @@ from nepi.core.connector import ConnectorType
 from nepi.core.factory import Factory
 from nepi.util import tags, validation
 from nepi.util.constants import ATTR_NEPI_TESTBED_ENVIRONMENT_SETUP, AC, DC
-from nepi.util.environ import find_testbed
+from nepi.util.environ import find_testbed, testbed_modules
 
 
 def controller_method(method: str):
@@ -359,6 +360,40 @@ class Metadata:
             _add_definition(factory.add_attribute, definition)
 
 
+class FactoriesProvider:
+    """The factories of one testbed, built from its metadata: what a design creates boxes
+    from and what checks judge a design by (NEPI 2 imports it from nepi.core.design)."""
+
+    def __init__(self, testbed_id: str) -> None:
+        metadata = Metadata(testbed_id)
+        self._testbed_id = testbed_id
+        self._testbed_version = metadata.testbed_version
+        self._factories = {f.factory_id: f for f in metadata.build_factories()}
+
+    testbed_id = property(lambda self: self._testbed_id)
+    testbed_version = property(lambda self: self._testbed_version)
+
+    @property
+    def factories(self) -> List[Factory]:
+        return list(self._factories.values())
+
+    def factory(self, factory_id: str) -> Factory:
+        try:
+            return self._factories[factory_id]
+        except KeyError:
+            raise KeyError("testbed %s has no factory %r (known: %s)"
+                           % (self._testbed_id, factory_id,
+                              ", ".join(sorted(self._factories)))) from None
+
+    def has_factory(self, factory_id: str) -> bool:
+        return factory_id in self._factories
+
+    def add_factory(self, factory: Factory) -> None:
+        self._factories[factory.factory_id] = factory
+
+    def remove_factory(self, factory_id: str) -> None:
+        del self._factories[factory_id]
+
+
 def known_testbeds() -> List[str]:
-    from nepi.util.environ import testbed_modules
     return list(testbed_modules())

@@ -9,19 +9,21 @@ the recorded daemon layouts. Never a command-line pattern, never a path prefix: 
 daemon of another root dir, nested or not, is never touched.
 """
 
+import errno
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from nepi.core.manifest import EC_KEY, Manifest, testbed_key
 from nepi.core.tunnels import KEYS_FILE, forget_link_keys
 from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process
-from nepi.rpc.manifest import EC_KEY, Manifest, testbed_key
 from nepi.rpc.pidlock import is_locked, wait_unlocked
 from nepi.rpc.security import socket_path_candidates
 from nepi.util.environ import cleanup_testbed
 from nepi.util.files import read_json
+from nepi.util.rootfiles import MANIFEST
 
 _logger = logging.getLogger("nepi.rpc.cleanup")
 
@@ -48,8 +50,8 @@ def _read_manifest(root_dir: str, report: CleanReport) -> dict:
     try:
         return Manifest(root_dir).read()
     except (OSError, ValueError) as e:
-        report.problems.append("manifest.json is unreadable (%s); only nepid's own files "
-                               "in %s are cleaned" % (e, root_dir))
+        report.problems.append("%s is unreadable (%s); only nepid's own files in %s are "
+                               "cleaned" % (MANIFEST, e, root_dir))
         return {"daemons": {}}
 
 
@@ -169,8 +171,13 @@ def remove_runtime_files(layout: DaemonLayout, record: Optional[dict],
     for directory in sorted({os.path.dirname(p) for p in files if p != layout.pid_file}):
         try:
             os.rmdir(directory)      # only if now empty: never anything we did not make
-        except OSError:
-            pass
+        except FileNotFoundError:
+            pass                     # already gone: nothing to remove
+        except OSError as e:
+            if e.errno == errno.ENOTEMPTY:
+                _logger.info("kept %s: it still holds other files", directory)
+            else:
+                _logger.warning("cannot remove %s: %s", directory, e.strerror or e)
 
 
 def clean_testbed(root_dir: str, testbed_guid: int, testbed_id: Optional[str],
@@ -234,7 +241,7 @@ def clean_root(root_dir: str) -> CleanReport:
                 manifest.remove(key)
             manifest.set_meta(experiment_state="shutdown")
         except (OSError, ValueError) as e:
-            report.problems.append("cannot update manifest.json: %s" % e)
+            report.problems.append("cannot update %s: %s" % (MANIFEST, e))
     return report
 
 

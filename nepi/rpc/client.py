@@ -3,6 +3,7 @@ has timeouts, may be used from any thread, and turns transport failures into
 ControllerUnreachableError. Its Pyro5 settings are per proxy (serpent, timeouts, TLS
 context), never Pyro5's global config."""
 
+import logging
 import socket
 import ssl
 import threading
@@ -17,6 +18,8 @@ import Pyro5.socketutil
 
 from nepi.errors import ControllerUnreachableError
 from nepi.rpc import PROTOCOL
+
+_logger = logging.getLogger("nepi.rpc.client")
 
 # Queries answer fast; deployment phases may legitimately take long.
 QUERY_TIMEOUT = 30.0
@@ -164,8 +167,8 @@ class Connection:
                 try:
                     self._proxy._pyroClaimOwnership()
                     self._proxy._pyroRelease()
-                except Exception:
-                    pass
+                except Exception as e:     # a dead peer: its socket is closed below
+                    _logger.debug("releasing the proxy of %s: %s", self._name, e)
                 self._proxy = None
             if self._sock is not None:
                 self._sock.close()      # a proxy on a connected socket leaves it open

@@ -17,11 +17,14 @@ from typing import NamedTuple, Optional
 
 import daemon as python_daemon
 
+from nepi.core.launcher import build_testbed_controller
+from nepi.core.manifest import EC_KEY, Manifest
 from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import process_start_time
 from nepi.rpc.pidlock import AlreadyRunning, PidLock
 from nepi.rpc.security import check_run_dir, create_secret, ensure_private_dir
 from nepi.rpc.server import make_unix_daemon, serve, write_ready_record
+from nepi.util.files import read_json
 from nepi.util.logfile import log_to_file
 
 IDLE_SECONDS = float(os.environ.get("NEPI_DAEMON_IDLE", "600"))
@@ -85,7 +88,6 @@ def _listen_settings(args, layout) -> Optional[_Listen]:
 def _build_service(args, layout):
     if args.role == ROLE_TESTBED:
         from nepi.rpc.testbed_service import TestbedService
-        from nepi.util.proxy import build_testbed_controller
         controller = build_testbed_controller(args.testbed_id, args.testbed_version,
                                               in_daemon=True)
         return TestbedService(controller, args.testbed_guid), {
@@ -93,21 +95,6 @@ def _build_service(args, layout):
     from nepi.rpc.ec_service import ExperimentService
     service = ExperimentService(layout.root_dir, args.allow_root)
     return service, {"root_dir": layout.root_dir}
-
-
-def _recover_experiment(service, layout) -> None:
-    """nepid restarted on a root dir holding a deployed experiment: re-attach to it."""
-    from nepi.core.execute import EXECUTE_XML, ExperimentController
-    if not os.path.exists(os.path.join(layout.root_dir, EXECUTE_XML)):
-        return
-    controller = ExperimentController(None, layout.root_dir, service._allowed_roots)
-    if controller.was_shut_down():
-        return
-    service.attach(controller)
-    try:
-        controller.recover()
-    except Exception:
-        logging.getLogger("nepi.daemon").exception("recovery failed")
 
 
 def run(args) -> int:
@@ -163,7 +150,7 @@ def run(args) -> int:
             if listening:
                 service.listen = listening
             if args.role == ROLE_EC and args.recover:
-                _recover_experiment(service, layout)
+                service.recover_found()
             record = {"role": args.role, "state": "ready", "pid": os.getpid(),
                       "start_time": process_start_time(os.getpid()), "uri": str(uri),
                       "socket": sock, "root_dir": layout.root_dir, "log_file": log_file,
@@ -172,7 +159,6 @@ def run(args) -> int:
             record.update(listening or {})
             write_ready_record(layout.record_file, record)
             if args.role == ROLE_EC:
-                from nepi.rpc.manifest import EC_KEY, Manifest
                 Manifest(layout.root_dir).update(
                     EC_KEY, role="ec", pid=record["pid"], start_time=record["start_time"],
                     socket=sock, log_file=log_file, state="running",
@@ -189,7 +175,8 @@ def run(args) -> int:
                   idle_check=lambda idle: idle > IDLE_SECONDS and not service.keeps_alive())
             pyro_daemon.close()
             if args.role == ROLE_EC:
-                from nepi.rpc.manifest import EC_KEY, Manifest
+                if not service.stop_event.is_set():   # not shut down: recoverable
+                    service.release()
                 Manifest(layout.root_dir).remove(EC_KEY)
             log.info("%s daemon exiting", args.role)
             return 0
@@ -200,14 +187,18 @@ def run(args) -> int:
             return 1
         finally:
             # the record stays only to report a failure to the launcher
-            failed = os.path.exists(layout.record_file) and \
-                '"failed"' in open(layout.record_file).read()
+            try:
+                failed = (read_json(layout.record_file) or {}).get("state") == "failed"
+            except ValueError as e:
+                log.warning("unreadable ready record %s: %s", layout.record_file, e)
+                failed = False
             for path in (sock, layout.secret_file, None if failed else layout.record_file):
                 if path and os.path.exists(path):
                     try:
                         os.unlink(path)
-                    except OSError:
-                        pass
+                    except OSError as e:
+                        log.warning("could not remove %s on exit: %s (`nepid clean` "
+                                    "removes it)", path, e.strerror or e)
 
 def main(argv=None) -> int:
     return run(_parse(argv if argv is not None else sys.argv[1:]))

@@ -6,6 +6,7 @@ import os
 import ssl
 from typing import Optional
 
+from nepi.core.manifest import Manifest
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote_methods
 from nepi.rpc.ec_service import MUTATING, QUERIES
@@ -13,6 +14,7 @@ from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_EC, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
 from nepi.rpc.security import read_secret
+from nepi.rpc.ssh import remote_daemon
 from nepi.rpc.tls import ClientFiles, client_context, format_address, parse_address
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
@@ -108,7 +110,6 @@ def attach_ec(root_dir: str) -> ExperimentControllerProxy:
 def nepid_arguments(root_dir: str, log_level: str = "Error", recover: bool = False,
                     allowed_roots=None) -> list:
     """The daemon arguments of a nepid for ``root_dir`` (after ``ec --root-dir DIR``)."""
-    from nepi.rpc.manifest import Manifest
     os.makedirs(root_dir, exist_ok=True)
     args = ["--log-level", log_level, "--owner", Manifest(root_dir).experiment_id()]
     for path in normalise_allowed(allowed_roots):
@@ -130,12 +131,25 @@ def start_nepid(root_dir: str, log_level: str = "Error", env=None, recover: bool
         raise
 
 
+def connect_ec_over_ssh(xml, access_config) -> ExperimentControllerProxy:
+    """nepid on deployment_host, launched over SSH (recovering what its root dir holds)
+    and reached through an SSH tunnel; ``xml`` is submitted unless ``recover`` is set."""
+    record, secret, tunnel = remote_daemon(ROLE_EC, access_config, ["--recover"])
+    try:
+        proxy = ExperimentControllerProxy(record, secret, tunnel=tunnel)
+        if not access_config.get_attribute_value(DC.RECOVER):
+            proxy.submit(xml)
+    except BaseException:
+        tunnel.close()
+        raise
+    return proxy
+
+
 def connect_experiment_controller(xml, access_config,
                                   allowed_roots=None) -> ExperimentControllerProxy:
     """DAEMON mode of create_experiment_controller: launch nepid (or, with ``recover``,
     reconnect to it, relaunching it to recover the experiment if it died)."""
     if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
-        from nepi.rpc.ssh import connect_ec_over_ssh
         return connect_ec_over_ssh(xml, access_config)
     if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_TLS:
         return connect_ec_over_tls(xml, access_config, allowed_roots)

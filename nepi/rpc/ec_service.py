@@ -9,8 +9,11 @@ from typing import Optional
 
 import Pyro5.api
 
+from nepi.core.execute import ExperimentController
 from nepi.errors import NepiError
 from nepi.rpc.service import ServiceBase, forwarding_class
+from nepi.rpc.testbed_launchers import default_launcher
+from nepi.util.rootfiles import EXECUTE_XML
 
 MUTATING = ("start", "stop", "recover", "set", "action")
 QUERIES = ("get", "get_factory_id", "get_testbed_id", "get_testbed_version", "trace",
@@ -38,6 +41,40 @@ class _ExperimentServiceBase(ServiceBase):
     def attach(self, controller) -> None:
         self._controller = controller
 
+    def _new_controller(self, experiment_xml, allowed_roots) -> ExperimentController:
+        """An experiment controller of this root dir, launching its testbeds in-process,
+        as local daemons or over SSH as the design says."""
+        return ExperimentController(experiment_xml, self._root_dir, allowed_roots,
+                                    launcher=default_launcher())
+
+    def recover_found(self) -> None:
+        """nepid restarted on a root dir holding a deployed experiment: re-attach to it."""
+        if not os.path.exists(os.path.join(self._root_dir, EXECUTE_XML)):
+            return
+        controller = self._new_controller(None, self._allowed_roots)
+        if controller.was_shut_down():
+            return
+        self.attach(controller)
+        try:
+            controller.recover()
+        except Exception:
+            _logger.exception("recovery failed")
+
+    def release(self, timeout: float = 5.0) -> None:
+        """nepid exits without having been told to shut down: let go of the testbeds,
+        which keep running for the next nepid to recover (bounded: a call in flight may
+        hold a testbed's connection)."""
+        controller = self._controller
+        if controller is None:
+            return
+        worker = threading.Thread(target=controller.release, name="nepi-release",
+                                  daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            _logger.warning("testbed connections still busy after %.0f s; nepid exits "
+                            "without closing them", timeout)
+
     @Pyro5.api.expose
     def identity(self) -> dict:
         return {"role": "ec", "root_dir": self._root_dir, "pid": os.getpid()}
@@ -47,15 +84,13 @@ class _ExperimentServiceBase(ServiceBase):
         """Load an experiment design (validated now; deployed by start()). Testbed roots
         may lie outside the root dir only where nepid was started with --allow-root or
         the (authenticated) submitter allows it."""
-        from nepi.core.execute import ExperimentController
         with self._lock:
             if self._controller is not None and self._controller.state not in (
                     "shutdown", "failed"):
                 raise NepiError("an experiment is already loaded in %s (state %s); stop and "
                                 "shut it down first" % (self._root_dir, self._controller.state))
-            self._controller = ExperimentController(
-                experiment_xml, self._root_dir,
-                self._allowed_roots + list(allowed_roots or []))
+            self._controller = self._new_controller(
+                experiment_xml, self._allowed_roots + list(allowed_roots or []))
 
     @Pyro5.api.expose
     def start_background(self) -> None:

@@ -18,11 +18,12 @@ from typing import List, Optional
 
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.client import unix_uri
-from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
+from nepi.rpc.layout import DaemonLayout
 from nepi.rpc.liveness import kill_process, process_start_time
 from nepi.rpc.security import ensure_private_dir
 from nepi.util import validation
 from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.rootfiles import SOCKET_SUFFIX
 
 SSH_TIMEOUT = 60.0
 
@@ -87,7 +88,9 @@ class Tunnel:
                  local_dir: Optional[str] = None) -> None:
         self._own_dir = local_dir is None      # a temporary folder of ours: removed on close
         self.dir = ensure_private_dir(local_dir or tempfile.mkdtemp(prefix="nepi-ssh-"))
-        self.local_socket = os.path.join(self.dir, "tunnel-%d.sock" % os.getpid())
+        self.host = target.host
+        self.local_socket = os.path.join(self.dir, "tunnel-%d%s" % (os.getpid(),
+                                                                    SOCKET_SUFFIX))
         if os.path.exists(self.local_socket):
             os.unlink(self.local_socket)
         old = os.umask(0o077)
@@ -118,7 +121,8 @@ class Tunnel:
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            pass
+            _logger.warning("the ssh tunnel to %s (pid %d) has not exited yet; it was sent "
+                            "SIGKILL", self.host, self.proc.pid)
         if os.path.exists(self.local_socket):
             os.unlink(self.local_socket)
         if self._own_dir and os.path.isdir(self.dir):
@@ -128,7 +132,11 @@ class Tunnel:
                 _logger.warning("could not remove the tunnel folder %s: %s", self.dir, e)
 
 
-def _remote_daemon(role: str, access_config, extra_args: List[str]):
+def remote_daemon(role: str, access_config, extra_args: List[str]):
+    """Launch (or, with ``recover``, find) a ``role`` daemon on deployment_host and open an
+    SSH tunnel to its socket: ``(record, secret, tunnel)``, the record's ``uri`` pointing
+    at the tunnel's local end. The caller makes the client and closes the tunnel if that
+    fails (nepi.rpc.tc_client, nepi.rpc.ec_client)."""
     target = SshTarget(access_config)
     root = access_config.get_attribute_value(DC.ROOT_DIRECTORY)
     if access_config.get_attribute_value(DC.RECOVER):
@@ -142,32 +150,3 @@ def _remote_daemon(role: str, access_config, extra_args: List[str]):
     record["uri"] = unix_uri(DaemonLayout(root, role).object_id, tunnel.local_socket)
     record["host"] = target.host
     return record, reply["secret"], tunnel
-
-
-def connect_testbed_over_ssh(testbed_id, testbed_version, access_config, testbed_guid=None,
-                             log_file=None):
-    from nepi.rpc.tc_client import RemoteTestbedController
-    args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version]
-    if testbed_guid is not None:
-        args += ["--testbed-guid", str(testbed_guid)]
-    record, secret, tunnel = _remote_daemon(ROLE_TESTBED, access_config, args)
-    try:
-        controller = RemoteTestbedController(record, secret, testbed_id, testbed_version,
-                                             testbed_guid, tunnel=tunnel)
-    except BaseException:
-        tunnel.close()
-        raise
-    return controller
-
-
-def connect_ec_over_ssh(xml, access_config):
-    from nepi.rpc.ec_client import ExperimentControllerProxy
-    record, secret, tunnel = _remote_daemon(ROLE_EC, access_config, ["--recover"])
-    try:
-        proxy = ExperimentControllerProxy(record, secret, tunnel=tunnel)
-        if not access_config.get_attribute_value(DC.RECOVER):
-            proxy.submit(xml)
-    except BaseException:
-        tunnel.close()
-        raise
-    return proxy

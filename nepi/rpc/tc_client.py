@@ -11,6 +11,7 @@ from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
 from nepi.rpc.security import read_secret
+from nepi.rpc.ssh import remote_daemon
 from nepi.rpc.testbed_service import MUTATING, QUERIES
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
@@ -50,10 +51,12 @@ class RemoteTestbedController(TestbedController):
         return self._query.ping(timeout)
 
     def close(self) -> None:
-        self._control.close()
-        self._query.close()
+        """Close the connections (the SSH tunnel first: a call still waiting on a hung
+        remote daemon then ends instead of holding its connection)."""
         if self._tunnel is not None:
             self._tunnel.close()
+        self._control.close()
+        self._query.close()
 
     def shutdown(self):
         try:
@@ -91,18 +94,11 @@ def attach(root_dir: str, testbed_id: str, testbed_version: str,
                                    testbed_version, testbed_guid)
 
 
-def connect_testbed_controller(testbed_id: str, testbed_version: str, access_config,
-                               testbed_guid: Optional[int] = None,
-                               log_file: Optional[str] = None,
-                               owner: Optional[str] = None) -> RemoteTestbedController:
-    """Launch (or with ``recover`` reconnect to) a testbed daemon; return its client."""
-    if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
-        from nepi.rpc.ssh import connect_testbed_over_ssh
-        return connect_testbed_over_ssh(testbed_id, testbed_version, access_config,
-                                        testbed_guid, log_file)
+def launch_testbed_daemon(testbed_id: str, testbed_version: str, access_config,
+                         testbed_guid: Optional[int] = None, log_file: Optional[str] = None,
+                         owner: Optional[str] = None) -> RemoteTestbedController:
+    """Launch a testbed daemon on this host in the configuration's root dir; its client."""
     root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
-    if access_config.get_attribute_value(DC.RECOVER):
-        return attach(root_dir, testbed_id, testbed_version, testbed_guid, owner)
     env = environment_from_setup(
         access_config.get_attribute_value(DC.DEPLOYMENT_ENVIRONMENT_SETUP))
     args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version,
@@ -119,3 +115,35 @@ def connect_testbed_controller(testbed_id: str, testbed_version: str, access_con
     except BaseException:
         kill_process(record.get("pid"), record.get("start_time"))
         raise
+
+
+def connect_testbed_over_ssh(testbed_id: str, testbed_version: str, access_config,
+                             testbed_guid: Optional[int] = None,
+                             log_file: Optional[str] = None) -> RemoteTestbedController:
+    """A testbed daemon on deployment_host, launched (or, with ``recover``, found) over
+    SSH and reached through an SSH tunnel."""
+    args = ["--testbed-id", testbed_id, "--testbed-version", testbed_version]
+    if testbed_guid is not None:
+        args += ["--testbed-guid", str(testbed_guid)]
+    record, secret, tunnel = remote_daemon(ROLE_TESTBED, access_config, args)
+    try:
+        return RemoteTestbedController(record, secret, testbed_id, testbed_version,
+                                       testbed_guid, tunnel=tunnel)
+    except BaseException:
+        tunnel.close()
+        raise
+
+
+def connect_testbed_controller(testbed_id: str, testbed_version: str, access_config,
+                               testbed_guid: Optional[int] = None,
+                               log_file: Optional[str] = None,
+                               owner: Optional[str] = None) -> RemoteTestbedController:
+    """Launch (or with ``recover`` reconnect to) a testbed daemon; return its client."""
+    if access_config.get_attribute_value(DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
+        return connect_testbed_over_ssh(testbed_id, testbed_version, access_config,
+                                        testbed_guid, log_file)
+    if access_config.get_attribute_value(DC.RECOVER):
+        root_dir = os.path.abspath(access_config.get_attribute_value(DC.ROOT_DIRECTORY))
+        return attach(root_dir, testbed_id, testbed_version, testbed_guid, owner)
+    return launch_testbed_daemon(testbed_id, testbed_version, access_config, testbed_guid,
+                                 log_file, owner)

@@ -1,6 +1,7 @@
 """The object a testbed daemon serves: the TestbedController contract, plus ping and an
 identity check, forwarding to the real controller in the daemon process."""
 
+import logging
 import os
 import time
 
@@ -8,6 +9,8 @@ import Pyro5.api
 
 from nepi.rpc.service import ServiceBase, forwarding_class
 from nepi.util.constants import TestbedStatus as TS
+
+_logger = logging.getLogger("nepi.rpc.testbed_service")
 
 MUTATING = ("defer_configure", "defer_create", "defer_create_set", "defer_factory_set",
             "defer_connect", "defer_cross_connect", "defer_add_trace", "defer_add_address",
@@ -53,7 +56,8 @@ class _TestbedServiceBase(ServiceBase):
         """A running testbed must survive its controller's death (recovery needs it)."""
         try:
             return self._controller.testbed_status() == TS.STATUS_STARTED
-        except Exception:
+        except Exception as e:
+            _logger.debug("cannot tell whether the testbed runs (%s): the daemon stays", e)
             return True
 
 

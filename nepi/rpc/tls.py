@@ -24,6 +24,7 @@ still demands the secret from a peer of our own uid.
 import datetime
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from nepi.errors import NepiError
 from nepi.util.files import write_atomic, write_json_atomic
 from nepi.util.rootfiles import LISTEN
+
+_logger = logging.getLogger("nepi.rpc.tls")
 
 CA_DAYS = 3650
 LEAF_DAYS = 825
@@ -108,8 +111,8 @@ def host_names(extra: Iterable[str] = ()) -> List[str]:
     for name in [socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1"]:
         try:
             names.append(_check_host(name))
-        except TlsError:
-            pass
+        except TlsError as e:
+            _logger.info("left out of the server certificate: %s", e)
     for name in extra:
         names.append(_check_host(name))
     return list(dict.fromkeys(names))

@@ -135,8 +135,8 @@ def _shutdown(sock: socket.socket) -> None:
     shutdown() would tear its TLS state from under the worker thread using it)."""
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
+    except OSError as e:       # already closed or never connected: nothing to shut down
+        _logger.debug("shutting a connection down: %s", e)
 
 
 class ThreadedTransport:
@@ -200,7 +200,7 @@ class ThreadedTransport:
                 try:
                     self._wake_r.recv(64)
                 except BlockingIOError:
-                    pass
+                    pass        # another wake-up already drained it
             else:
                 self._accept(key.data)
         self._expire()
@@ -210,8 +210,8 @@ class ThreadedTransport:
     def wakeup(self) -> None:
         try:
             self._wake_w.send(b"x")
-        except OSError:
-            pass
+        except OSError as e:   # a full pipe already wakes the loop; a closed one is done
+            _logger.debug("waking the accept loop: %s", e)
 
     def shutdown(self) -> None:
         self.close()
@@ -227,7 +227,7 @@ class ThreadedTransport:
             try:
                 self._selector.unregister(listener.sock)
             except (KeyError, ValueError):
-                pass
+                pass            # never registered (closed before it served)
             listener.sock.close()
             if listener.path and os.path.exists(listener.path):
                 os.unlink(listener.path)

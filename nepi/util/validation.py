@@ -2,13 +2,21 @@
 
 Unlike NEPI 2 these check what their names promise: booleans are not integers, MAC and
 time strings are parsed, and reference addresses accept netrefs.
+
+A validator describes itself for error messages (read by Attribute.expectation): ``kind``
+says what a value must be (a range or the allowed values are added to it), ``expected``
+is the whole description, and ``problem(value)`` says what is wrong with one value.
+
+address_problems and route_problems are the rules for the address and route entries of a
+design, which nepi.core.checks applies to every box.
 """
 
 import ipaddress
 import re
 import unicodedata
-from typing import Optional
+from typing import List, Optional, Tuple
 
+from nepi.errors import brief
 from nepi.util.netrefs import is_single_netref
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -65,6 +73,9 @@ def is_time(attribute, value) -> bool:
     return isinstance(value, str) and _TIME.match(value.strip()) is not None
 
 
+is_time.kind = "a time like '1.5s' or '200ms'"
+
+
 def _ip(value, version=None) -> bool:
     if not isinstance(value, str):
         return False
@@ -94,6 +105,13 @@ def is_ref_address(attribute, value) -> bool:
 
 def is_mac_address(attribute, value) -> bool:
     return isinstance(value, str) and _MAC.match(value) is not None
+
+
+is_ip4_address.kind = "an IPv4 address"
+is_ip6_address.kind = "an IPv6 address"
+is_ip_address.kind = "an IP address"
+is_ref_address.kind = "an IP address or a netref"
+is_mac_address.kind = "a MAC address like 00:11:22:33:44:55"
 
 
 IFNAMSIZ = 16       # Linux: names are at most IFNAMSIZ - 1 bytes plus the NUL
@@ -139,36 +157,6 @@ is_interface_name_or_empty.expected = "'' (a name is chosen) or " + is_interface
 is_interface_name_or_empty.problem = interface_name_problem
 
 
-def expectation(attribute) -> str:
-    """Words describing what an attribute accepts, for error messages."""
-    from nepi.core.attributes import Attribute
-    fn = attribute.validation_function
-    if getattr(fn, "expected", None):
-        return fn.expected
-    parts = []
-    if attribute.type == Attribute.ENUM or attribute.allowed:
-        parts.append("one of %s" % ", ".join(repr(a) for a in attribute.allowed or ()))
-    elif fn in (is_ip_address, is_ref_address):
-        parts.append("an IP address" + (" or a netref" if fn is is_ref_address else ""))
-    elif fn is is_ip4_address:
-        parts.append("an IPv4 address")
-    elif fn is is_ip6_address:
-        parts.append("an IPv6 address")
-    elif fn is is_mac_address:
-        parts.append("a MAC address like 00:11:22:33:44:55")
-    elif fn is is_time:
-        parts.append("a time like '1.5s' or '200ms'")
-    elif fn is not None and fn.__doc__ and fn.__name__ == "validator":
-        parts.append("an " + fn.__doc__ if fn.__doc__.startswith("integer") else "a " + fn.__doc__)
-    else:
-        parts.append({"STRING": "a string", "BOOL": "a boolean (True/False)",
-                      "INTEGER": "an integer", "DOUBLE": "a floating-point number",
-                      "ENUM": "an enumerated string"}.get(attribute.type, attribute.type))
-    if attribute.range:
-        parts.append("in range [%s, %s]" % tuple(attribute.range))
-    return " ".join(parts)
-
-
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _LOGIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
 
@@ -178,12 +166,7 @@ def is_host_name(attribute, value) -> bool:
     could read as an option (a leading '-') or hold spaces, '@' or shell characters."""
     if not isinstance(value, str) or not value or len(value) > 253:
         return False
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        pass
-    return all(_HOST_LABEL.match(label) for label in value.rstrip(".").split("."))
+    return _ip(value) or all(_HOST_LABEL.match(label) for label in value.rstrip(".").split("."))
 
 
 is_host_name.expected = "a host name or an IP address"
@@ -195,3 +178,82 @@ def is_login_name(attribute, value) -> bool:
 
 
 is_login_name.expected = "a login name: letters, digits, '_', '.', '-', not starting with '-'"
+
+
+# -- address and route entries of a design ---------------------------------------------
+
+Finding = Tuple[str, str, bool]     # (field, message, blocking)
+
+
+def ip_version(value) -> Optional[int]:
+    """4 or 6 if ``value`` is an IP address, else None."""
+    try:
+        return ipaddress.ip_address(value).version
+    except (ValueError, TypeError):
+        return None
+
+
+def _prefix_problem(where: str, prefix, family: Optional[int]) -> Optional[str]:
+    """What is wrong with a NetPrefix for an address of ``family`` (None: unknown)."""
+    if is_single_netref(prefix):
+        return None
+    if not isinstance(prefix, int) or isinstance(prefix, bool):
+        return "%s: NetPrefix %s is not an integer" % (where, brief(prefix))
+    limit = 32 if family == 4 else 128
+    if not 0 <= prefix <= limit:
+        return "%s: NetPrefix %s out of range [0, %d]" % (where, brief(prefix), limit)
+    return None
+
+
+def address_problems(where: str, address, prefix, broadcast) -> List[Finding]:
+    """What is wrong with one address entry; fields may hold netrefs. A missing Address
+    does not block loading the design (it can be set later)."""
+    found: List[Finding] = []
+    family = None
+    if address is None:
+        found.append(("Address", "%s has no Address" % where, False))
+    elif not is_single_netref(address):
+        family = ip_version(address)
+        if family is None:
+            found.append(("Address", "%s: %s is not an IP address" % (where, brief(address)),
+                          True))
+    problem = _prefix_problem(where, prefix, family)
+    if problem:
+        found.append(("NetPrefix", problem, True))
+    if broadcast is not None and ip_version(broadcast) != 4:
+        found.append(("Broadcast", "%s: Broadcast %s is not an IPv4 address"
+                      % (where, brief(broadcast)), True))
+    return found
+
+
+def route_problems(where: str, destination, prefix, nexthop, metric, device=None
+                   ) -> List[Finding]:
+    """What is wrong with one route entry; fields may hold netrefs."""
+    found: List[Finding] = []
+    family = None
+    if destination is None:
+        found.append(("Destination", "%s has no Destination" % where, True))
+    elif not is_single_netref(destination):
+        family = ip_version(destination)
+        if family is None:
+            found.append(("Destination", "%s: Destination %s is not an IP address"
+                          % (where, brief(destination)), True))
+    problem = _prefix_problem(where, prefix, family)
+    if problem:
+        found.append(("NetPrefix", problem, True))
+    elif family is not None and not is_single_netref(prefix):
+        network = "%s/%d" % (destination, prefix)
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            found.append(("Destination", "%s: %s has host bits set (did you mean %s?)"
+                          % (where, network, ipaddress.ip_network(network, strict=False)),
+                          True))
+    if nexthop is not None and not is_single_netref(nexthop) and ip_version(nexthop) is None:
+        found.append(("NextHop", "%s: NextHop %s is not an IP address"
+                      % (where, brief(nexthop)), True))
+    if not is_single_netref(metric) and (not isinstance(metric, int)
+                                         or isinstance(metric, bool) or metric < 0):
+        found.append(("Metric", "%s: Metric %s is not a non-negative integer"
+                      % (where, brief(metric)), True))
+    return found

@@ -550,7 +550,7 @@ class TestbedController(testbed_impl.TestbedController):
             remove_resources(self._token)
             try:
                 os.unlink(self._resources_path())
-            except OSError:
+            except FileNotFoundError:
                 pass
         self.elements.clear()
         self._configured = False
@@ -618,7 +618,7 @@ def cleanup(root_dir: str) -> None:
     remove_resources(token)
     try:
         os.unlink(os.path.join(root_dir, RESOURCES_FILE))
-    except OSError:
+    except FileNotFoundError:
         pass
 
 

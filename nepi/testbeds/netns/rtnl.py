@@ -51,7 +51,7 @@ class Rtnl:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         try:
             sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        except OSError:
+        except OSError:     # kernels before 4.2: acks carry the request back, still fine
             pass
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         sock.bind((0, 0))

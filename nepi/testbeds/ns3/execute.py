@@ -13,6 +13,7 @@ testbed daemon runs (nepi.util.proxy.build_testbed_controller(..., in_daemon=Tru
 """
 
 import concurrent.futures
+import functools
 import ipaddress
 import logging
 import os
@@ -21,7 +22,7 @@ import signal
 import socket
 import threading
 import time as _time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from nepi.core import testbed_impl
 from nepi.errors import DeploymentError
@@ -46,6 +47,15 @@ SOCKETPAIR_BUFFER = 1 << 20  # TunChannel <-> FdNetDevice socketpair buffers (by
 _PCAP_TRACES = {"P2PPcapTrace", "CsmaPcapTrace", "CsmaPromiscPcapTrace", "FdPcapTrace",
                 "YansWifiPhyPcapTrace"}
 
+
+
+def _on_ns3_thread(method: Callable) -> Callable:
+    """The method, run on the testbed's ns-3 thread (queued while the simulator is idle,
+    as a simulator event while it runs: see ``_call``)."""
+    @functools.wraps(method)
+    def on_thread(self, *args, **kwargs):
+        return self._call(functools.partial(method, self, *args, **kwargs))
+    return on_thread
 
 class _NsThread:
     """The single thread allowed to call ns-3."""
@@ -242,28 +252,18 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             ns.GlobalValue.Bind("ChecksumEnabled", ns.BooleanValue(True))
         os.makedirs(self._trace_dir(), exist_ok=True)
 
-    def do_create(self) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_create(self))
-
-    def do_connect_init(self) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_connect_init(self))
-
-    def do_connect_compl(self) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_connect_compl(self))
-
-    def do_preconfigure(self) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_preconfigure(self))
-
-    def do_configure(self) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_configure(self))
-
-    def do_cross_connect_init(self, cross_data) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_cross_connect_init(self,
-                                                                               cross_data))
-
-    def do_cross_connect_compl(self, cross_data) -> None:
-        self._call(lambda: testbed_impl.TestbedController.do_cross_connect_compl(self,
-                                                                                cross_data))
+    # ns-3 objects are only touched from the ns-3 thread: the generic phases run there
+    _base = testbed_impl.TestbedController
+    do_create = _on_ns3_thread(_base.do_create)
+    do_connect_init = _on_ns3_thread(_base.do_connect_init)
+    do_connect_compl = _on_ns3_thread(_base.do_connect_compl)
+    do_preconfigure = _on_ns3_thread(_base.do_preconfigure)
+    do_configure = _on_ns3_thread(_base.do_configure)
+    do_cross_connect_init = _on_ns3_thread(_base.do_cross_connect_init)
+    do_cross_connect_compl = _on_ns3_thread(_base.do_cross_connect_compl)
+    _base_start = _on_ns3_thread(_base.start)
+    _base_stop = _on_ns3_thread(_base.stop)
+    _base_get_values = _on_ns3_thread(_base.get_values)
 
     def do_prestart(self) -> None:
         self._wait_for_file_descriptors()
@@ -276,7 +276,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             self._x("populate")
 
     def start(self, time: str = TIME_NOW) -> None:
-        self._call(lambda: testbed_impl.TestbedController.start(self, time))
+        self._base_start(time)
         self._call(self._prepare_run)
         with self._state_lock:
             self._sim_state = "running"
@@ -313,7 +313,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                 raise RuntimeError("the ns-3 simulator did not stop within %.0f s"
                                    % STOP_TIMEOUT)
         else:
-            self._call(lambda: testbed_impl.TestbedController.stop(self, time))
+            self._base_stop(time)
             if self.ns is not None:
                 self._call(self._finish_traces)
         self._status = TS.STATUS_STOPPED
@@ -370,18 +370,18 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
         super().set(guid, name, value, time)   # validates and records (no ns-3 involved)
         if self.elements.get(guid) is not None:
-            self._call(lambda: self._push(guid, name, value))
+            self._call(functools.partial(self._push, guid, name, value))
 
     def get(self, guid: int, name: str, time: str = TIME_NOW) -> Any:
         attr = self._box_attribute(guid, name)
         if self.elements.get(guid) is None or attr.is_metadata:
             return super().get(guid, name, time)
-        return self._call(lambda: self._pull(guid, name, attr))
+        return self._call(functools.partial(self._pull, guid, name, attr))
 
     def get_values(self, requests):
         if not self.elements:
             return super().get_values(requests)
-        return self._call(lambda: testbed_impl.TestbedController.get_values(self, requests))
+        return self._base_get_values(requests)
 
     def _alias(self, factory_id: str, name: str, value: Any):
         target = ns3_attribute_info(factory_id, name)["alias"]
@@ -839,9 +839,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                     raise RuntimeError("the peer sent no file descriptor")
                 fd = fds[0]
                 if self._sim_running():
-                    self._call(lambda: self._replace_fd(guid, fd))
+                    self._call(functools.partial(self._replace_fd, guid, fd))
                 else:
-                    self._call(lambda: self._x("fd", guid, fd))
+                    self._call(functools.partial(self._x, "fd", guid, fd))
             except Exception as e:
                 self._fd_errors[guid] = str(e)
             finally:
@@ -893,7 +893,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if path:
             try:
                 os.unlink(path)
-            except OSError:
+            except FileNotFoundError:
                 pass
 
     def _wait_for_file_descriptors(self) -> None:

@@ -158,8 +158,8 @@ def build(path: Optional[str] = None, started=None) -> Optional[str]:
                     old != os.path.basename(path):
                 try:
                     os.unlink(os.path.join(os.path.dirname(path), old))
-                except OSError:
-                    pass
+                except OSError as e:
+                    _logger.warning("could not remove the superseded %s: %s", old, e)
         _logger.info("built the ns-3 shim library in %.1f s: %s",
                      time.monotonic() - begin, path)
         return path

@@ -17,6 +17,7 @@ import threading
 from typing import Any, List, Optional
 
 from nepi.core import testbed_impl
+from nepi.core.access import AccessConfiguration
 from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
@@ -68,7 +69,6 @@ class TestbedController(testbed_impl.TestbedController):
             from nepi.rpc.liveness import process_start_time
             from nepi.rpc.tc_client import connect_testbed_controller
             from nepi.testbeds.ns3.execute import PARENT_ENV
-            from nepi.util.proxy import AccessConfiguration
             config = AccessConfiguration()
             config.set_attribute_value(DC.DEPLOYMENT_MODE, DC.MODE_DAEMON)
             config.set_attribute_value(DC.ROOT_DIRECTORY, self._child_root)

@@ -59,6 +59,7 @@ def xmlencode(value) -> str:
 
 class XmlExperimentParser(ExperimentParser):
     def to_xml(self, experiment_description=None, data: Optional[ExperimentData] = None) -> str:
+        """The XML of ``data``, or of the description (through its to_data())."""
         if data is None:
             data = self.to_data(experiment_description)
         return self.data_to_xml(data)
@@ -132,6 +133,7 @@ class XmlExperimentParser(ExperimentParser):
 
     def from_xml(self, experiment_description, xml: Union[str, bytes],
                  source: Optional[str] = None) -> None:
+        """Add the design in ``xml`` to the description (through its load_data())."""
         self.from_data(experiment_description, self.from_xml_to_data(xml, source))
 
     def from_xml_to_data(self, xml: Union[str, bytes],

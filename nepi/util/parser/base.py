@@ -2,8 +2,6 @@
 
 from typing import Any, Dict, List, Optional, Tuple
 
-from nepi.errors import DesignError
-
 
 class ExperimentData:
     """``data[guid] -> dict`` for testbeds and boxes (NEPI 2 shape), plus source lines."""
@@ -121,95 +119,15 @@ class ExperimentData:
 
 
 class ExperimentParser:
-    """Converts between ExperimentDescription objects and ExperimentData."""
+    """Converts between design objects and ExperimentData (NEPI 2's interface).
+
+    The parser builds no design objects itself: the experiment description converts itself
+    (its to_data() and load_data(data)), so this layer does not depend on the design model.
+    """
 
     def to_data(self, experiment_description) -> ExperimentData:
-        data = ExperimentData()
-        for tbd in experiment_description.testbed_descriptions:
-            data.add_testbed_data(tbd.guid, tbd.provider.testbed_id, tbd.provider.testbed_version)
-            self._graphical_info_to_data(data, tbd.guid, tbd.graphical_info)
-            self._attributes_to_data(data, tbd.guid, tbd)
-            for box in tbd.boxes:
-                data.add_box_data(box.guid, tbd.guid, box.factory_id)
-                self._graphical_info_to_data(data, box.guid, box.graphical_info)
-                for name, value in box.factory_attributes.items():
-                    data.add_factory_attribute_data(box.guid, name, value)
-                self._attributes_to_data(data, box.guid, box)
-                for trace in box.traces:
-                    if trace.enabled:
-                        data.add_trace_data(box.guid, trace.name)
-                for connector in box.connectors:
-                    for peer in connector.connections:
-                        data.add_connection_data(box.guid, connector.connector_type.name,
-                                                 peer.box.guid, peer.connector_type.name)
-                for addr in getattr(box, "addresses", []):
-                    broadcast = addr.get_attribute_value("Broadcast") \
-                        if addr.is_attribute_modified("Broadcast") else None
-                    data.add_address_data(box.guid, addr.get_attribute_value("Address"),
-                                          addr.get_attribute_value("NetPrefix"), broadcast)
-                for route in getattr(box, "routes", []):
-                    data.add_route_data(box.guid, *(route.get_attribute_value(n) for n in
-                                                    ("Destination", "NetPrefix", "NextHop",
-                                                     "Metric", "Device")))
-        return data
-
-    @staticmethod
-    def _graphical_info_to_data(data, guid, gi) -> None:
-        data.add_graphical_info_data(guid, gi.x, gi.y, gi.width, gi.height)
-
-    @staticmethod
-    def _attributes_to_data(data, guid, amap) -> None:
-        for attr in amap.attributes:
-            if attr.modified or attr.has_no_default_value:
-                data.add_attribute_data(guid, attr.name, attr.value)
+        return experiment_description.to_data()
 
     def from_data(self, experiment_description, data: ExperimentData) -> None:
-        """Build objects from data that check_data found free of blocking problems."""
-        from nepi.core.checks import check_data
-        from nepi.core.design import FactoriesProvider
-        blocking = [p for p in check_data(data) if p.blocking]
-        if blocking:
-            raise DesignError(blocking, "cannot load experiment")
-        boxes = {}
-        for guid in data.testbed_guids():
-            testbed_id, version = data.get_testbed_data(guid)
-            provider = FactoriesProvider(testbed_id)
-            tbd = experiment_description.add_testbed_description(provider, guid)
-            self._restore_common(data, guid, tbd)
-        for guid in data.box_guids():
-            testbed_guid, factory_id = data.get_box_data(guid)
-            tbd = experiment_description.testbed_description(testbed_guid)
-            box = tbd.create(factory_id, guid, dict(data.get_factory_attribute_data(guid)))
-            self._restore_common(data, guid, box)
-            for name in data.get_trace_data(guid):
-                box.enable_trace(name)
-            for (address, netprefix, broadcast) in data.get_address_data(guid):
-                addr = box.add_address()
-                if address:
-                    addr.set_attribute_value("Address", address)
-                if netprefix is not None:
-                    addr.set_attribute_value("NetPrefix", netprefix)
-                if broadcast:
-                    addr.set_attribute_value("Broadcast", broadcast)
-            for route_fields in data.get_route_data(guid):
-                route = box.add_route()
-                for name, value in zip(("Destination", "NetPrefix", "NextHop", "Metric",
-                                        "Device"), route_fields):
-                    if value is not None:
-                        route.set_attribute_value(name, value)
-            boxes[guid] = box
-        for guid, box in boxes.items():
-            for (connector, other_guid, other_connector) in data.get_connection_data(guid):
-                mine = box.connector(connector)
-                other = boxes[other_guid].connector(other_connector)
-                if not mine.is_connected(other):
-                    mine.connect(other)
-
-    @staticmethod
-    def _restore_common(data, guid, obj) -> None:
-        x, y, w, h = data.get_graphical_info_data(guid)
-        obj.graphical_info.x, obj.graphical_info.y = x, y
-        obj.graphical_info.width, obj.graphical_info.height = w, h
-        for name, value in data.get_attribute_data(guid):
-            if value is not None:
-                obj.set_attribute_value(name, value)
+        """Add ``data`` to the description; DesignError if it has blocking problems."""
+        experiment_description.load_data(data)

@@ -1,0 +1,203 @@
+"""Recovery policies and the liveness watcher (a mixin of the ExperimentController).
+
+``recover()`` re-attaches a new experiment controller to a deployment whose controller
+was lost; a testbed that cannot be re-attached, or whose daemon dies while the experiment
+runs (the watcher notices within about a second), is handled by its ``recoveryPolicy``:
+Fail marks it failed, Recover starts a new controller that re-attaches to the resources
+the lost one left, Restart redeploys it from the execute XML. What a lost testbed left is
+removed through the launcher (by record: never anything of another experiment).
+"""
+
+import logging
+import threading
+from typing import Callable, Dict
+
+from nepi.core.deployment import SETUP_PHASES
+from nepi.core.launcher import TestbedLauncher
+from nepi.core.netref_resolution import NetrefResolver
+from nepi.errors import NepiError
+from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.rootfiles import EXECUTE_XML
+
+_logger = logging.getLogger("nepi.core.execute")
+
+
+class LivenessWatcher:
+    """Polls the testbeds that run in processes of their own: one whose process is gone,
+    or that has not answered three times in a row, is reported lost (once per poll, with
+    ``lock`` held, unless the watcher is being stopped)."""
+
+    MISSES = 3
+    PING_TIMEOUT = 5.0
+
+    def __init__(self, launcher: TestbedLauncher, testbeds: Callable[[], Dict[int, object]],
+                 ignore: Callable[[int], bool], lock, on_lost: Callable[[Dict[int, str]], None],
+                 interval: float) -> None:
+        self._launcher = launcher
+        self._testbeds = testbeds
+        self._ignore = ignore
+        self._lock = lock
+        self._on_lost = on_lost
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nepi-liveness", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        misses: Dict[int, int] = {}
+        while not self._stop.wait(self._interval):
+            lost = {}
+            for g, testbed in list(self._testbeds().items()):
+                record = self._launcher.process(testbed)
+                if record is None or self._ignore(g):
+                    continue
+                if not self._launcher.is_alive(testbed):
+                    lost[g] = "daemon process %s died" % record.get("pid")
+                elif not self._launcher.responds(testbed, self.PING_TIMEOUT):
+                    misses[g] = misses.get(g, 0) + 1
+                    if misses[g] >= self.MISSES:
+                        lost[g] = "daemon process %s stopped answering" % record.get("pid")
+                else:
+                    misses.pop(g, None)
+            if lost and not self._stop.is_set():
+                with self._lock:
+                    if not self._stop.is_set():
+                        self._on_lost(lost)
+
+
+class Recovery:
+    """Uses the controller's ``_launcher``, ``_store``, ``_parser``, ``_data``,
+    ``_testbeds``, ``_failed_testbeds`` and the run state."""
+
+    WATCH_INTERVAL = 1.0
+
+    def recover(self) -> None:
+        """Re-attach to a deployment whose controller state was lost.
+
+        Each testbed is reconnected; one that cannot be is handled by its
+        ``recoveryPolicy``: Fail marks it failed, Recover starts a new controller that
+        re-attaches to surviving resources, Restart redeploys it from the execute XML."""
+        with self._lock:
+            xml = self._execute_xml or self._store.read(EXECUTE_XML, required=False)
+            if xml is None:
+                raise NepiError("cannot recover: %s has no %s (the experiment never finished "
+                                "deploying)" % (self._root_dir, EXECUTE_XML))
+            self._execute_xml = xml
+            self._data = self._parser.from_xml_to_data(xml, source=EXECUTE_XML)
+            data = self._data
+            for guid in data.box_guids():
+                self._guid_testbed[guid] = data.get_box_data(guid)[0]
+            self._resolver = NetrefResolver(data, self._attribute_type)
+            self._failed_testbeds.clear()
+            meta = self._store.saved_state()
+            self._started_time = meta.get("started_time") or self._started_time
+            self._stopped_time = meta.get("stopped_time")
+            self._testbed_order = [list(data.testbed_guids())]
+            lost = {}
+            for g in data.testbed_guids():
+                try:      # the launcher refuses what cannot survive (in-process testbeds)
+                    self._create_testbed_controller(g, recover=True)
+                    self._event("recover", g, "reconnected")
+                except Exception as e:
+                    lost[g] = str(e)
+            self._state = meta.get("experiment_state") if meta.get("experiment_state") in (
+                "started", "stopped") else "started"
+            self._handle_lost(lost)
+            self._save_state()
+            self._start_watcher()
+
+    def _handle_lost(self, lost: Dict[int, str]) -> None:
+        """Apply each lost testbed's recovery policy (called with the lock held)."""
+        running = self._state == "started"
+        restart, recovered = [], []
+        for g, reason in sorted(lost.items()):
+            policy = self._policy(g)
+            self._event("recover", g, "lost", "%s; policy %s" % (reason, policy))
+            _logger.warning("testbed %d lost (%s); applying policy %s", g, reason, policy)
+            gone = self._testbeds.pop(g, None)
+            # Recover re-attaches to what the testbed left: do not clean it up first
+            self._remove_leftovers(g, clean_testbed=policy != DC.POLICY_RECOVER)
+            if gone is not None:      # its daemon is dead or killed: close what is left
+                self._launcher.forget(gone)
+            if policy == DC.POLICY_FAIL:
+                self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
+                self._error = "testbed %d (%s) lost and its recovery policy is Fail: %s" % (
+                    g, self._testbed_id(g), reason)
+                self._state = "failed"
+                continue
+            try:
+                self._create_testbed_controller(g, recover=False)
+                self._program_testbed(g)
+                if policy == DC.POLICY_RECOVER:
+                    self._testbeds[g].do_setup()
+                    self._testbeds[g].recover()
+                    recovered.append(g)
+                else:
+                    restart.append(g)
+            except Exception as e:
+                self._failed_testbeds[g] = "%s policy failed: %s" % (policy, e)
+                self._error = "testbed %d (%s) lost; %s policy failed: %s" % (
+                    g, self._testbed_id(g), policy, e)
+                self._state = "failed"
+                bad = self._testbeds.pop(g, None)
+                if bad is not None:
+                    try:
+                        bad.shutdown()
+                    except Exception as e2:
+                        _logger.warning("shutting down the new controller of testbed %d "
+                                        "after its %s policy failed: %s (its leftovers are "
+                                        "removed next)", g, policy, e2)
+                self._remove_leftovers(g)
+        if restart:
+            for phase in SETUP_PHASES:
+                self._parallel(phase, restart,
+                               lambda g, p=phase: getattr(self._testbeds[g], p)())
+        changed = set(restart) | set(recovered)
+        if not changed:
+            return
+        alive = [g for g in self._all_testbed_guids() if g not in self._failed_testbeds]
+        self._program_cross_connections(alive)
+        self._parallel("do_configure", restart, lambda g: self._testbeds[g].do_configure())
+        self._cross_connect([g for g in alive if g in changed
+                             or set(self._cross_peers(g)) & changed])
+        self._parallel("do_prestart", restart, lambda g: self._testbeds[g].do_prestart())
+        if running:
+            self._parallel("start", restart, lambda g: self._testbeds[g].start())
+
+    def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:
+        """Kill what is left of a lost testbed daemon (by record), remove its runtime
+        files and (unless its resources are to be re-attached) its resources."""
+        spec = self._testbed_spec(testbed_guid, self._access_config(testbed_guid, False))
+        for problem in self._launcher.cleanup(spec, resources=clean_testbed):
+            _logger.error("cleaning up after testbed %d: %s", testbed_guid, problem)
+
+    # -- the liveness watcher -------------------------------------------------------------
+
+    def _start_watcher(self) -> None:
+        if self._watcher is not None:
+            return
+        if not any(self._launcher.process(tb) is not None for tb in self._testbeds.values()):
+            return
+        self._watcher = LivenessWatcher(self._launcher, lambda: self._testbeds,
+                                        lambda g: g in self._failed_testbeds, self._lock,
+                                        self._lost_while_running, self.WATCH_INTERVAL)
+        self._watcher.start()
+
+    def _stop_watcher(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _lost_while_running(self, lost: Dict[int, str]) -> None:
+        try:
+            self._handle_lost(lost)
+        except Exception:
+            _logger.exception("handling lost testbeds %s failed", list(lost))
+        self._save_state()
