@@ -236,7 +236,7 @@ def cmd_stop(args) -> int:
     from nepi.rpc.nepid_control import stop_nepid
     proxy, root_dir = _target(args)
     if proxy is None:
-        return _report_not_running(root_dir)
+        return _stop_without_nepid(root_dir)
     report = stop_nepid(proxy, root_dir, with_traces=not args.no_traces)
     problems = []
     if report.stop_error is not None:
@@ -259,6 +259,38 @@ def cmd_stop(args) -> int:
     for problem in problems:
         err("%s: %s" % (PROG, problem))
     return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def _stop_without_nepid(root_dir: str) -> int:
+    """nepid is dead (killed while deploying, running or stopping): shut the surviving
+    testbed daemons down by record and remove every recorded testbed's resources; exit 0
+    once nothing is left. A root dir holding nothing of an experiment: "not running"."""
+    from nepi.rpc.nepid_control import stop_without_nepid
+    from nepi.rpc.rootdir import LIVE_STATES, leftovers
+    left = leftovers(root_dir)
+    if not (left.daemons or left.files or left.state in LIVE_STATES):
+        return _report_not_running(root_dir)
+    out("nepid is not running in %s (experiment %s): shutting down what it left"
+        % (root_dir, left.state or "state unknown"))
+    report = stop_without_nepid(root_dir)
+    for line in report.shut_down:
+        out("  %s" % line)
+    for line in report.refused:
+        out("  %s" % line)
+    for line in report.cleaned.killed:
+        out("  %s" % line)
+    for line in report.cleaned.cleaned:
+        out("  resources of %s removed" % line)
+    if report.cleaned.removed:
+        out("  %s removed" % plural(len(report.cleaned.removed), "runtime file"))
+    out("kept: logs in %s, %s and %s in %s"
+        % (os.path.join(root_dir, LOGS_DIR), DESIGN_XML, EXECUTE_XML, root_dir))
+    problems = list(report.cleaned.problems)
+    problems += ["left behind: %s (`nepid stop` or `nepid clean` again removes it)" % what
+                 for what in report.left]
+    for problem in problems:
+        err("%s: %s" % (PROG, problem))
+    return EXIT_PROBLEMS if report.left else EXIT_OK
 
 
 # ---- run --------------------------------------------------------------------------------
@@ -352,9 +384,22 @@ def cmd_recover(args) -> int:
             % (status.get("pid"), root_dir))
         _print_status(status)
         return EXIT_OK
-    status, before = recover_nepid(root_dir, args.log_level)
+    report = recover_nepid(root_dir, args.log_level)
+    if report.cleaned is not None:
+        out("nothing to resume in %s: the experiment was %s; removed what it left behind"
+            % (root_dir, report.state or "in an unknown state"))
+        for line in report.cleaned.killed + ["cleaned %s" % c for c in report.cleaned.cleaned]:
+            out("  %s" % line)
+        for problem in report.cleaned.problems:
+            err("%s: %s" % (PROG, problem))
+        err("%s: no experiment recovered in %s (it was %s; its leftovers were removed)"
+            % (PROG, root_dir, report.state or "in an unknown state"))
+        return EXIT_PROBLEMS
+    status, before = report.status, report.before
     out("nepid restarted (pid %s) serving %s; it recovered the experiment: %s"
         % (status.get("pid"), root_dir, status.get("state")))
+    if status.get("recovery") and status.get("recovery") != status.get("error"):
+        out(status["recovery"])
     testbeds = status.get("testbeds") or []
     for tb in testbeds:
         guid = tb.get("guid")

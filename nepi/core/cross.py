@@ -89,6 +89,12 @@ class CrossConnections:
     # -- cross connections ----------------------------------------------------------------
 
     def _program_cross_connections(self, testbed_guids: List[int]) -> None:
+        calls = self._cross_connection_calls(testbed_guids)
+        self._parallel("program_cross", list(calls),
+                       lambda g: self._testbeds[g].program(calls[g]))
+
+    def _cross_connection_calls(self, testbed_guids: List[int]) -> Dict[int, List[list]]:
+        """testbed guid -> the defer_cross_connect calls of its side of each connection."""
         data = self._data
         calls: Dict[int, List[list]] = {}
         for guid in data.box_guids():
@@ -103,8 +109,7 @@ class CrossConnections:
                     ["defer_cross_connect", guid, connector, other_guid, other_tb,
                      self._testbed_id(other_tb), data.get_box_data(other_guid)[1],
                      other_connector])
-        self._parallel("program_cross", list(calls),
-                       lambda g: self._testbeds[g].program(calls[g]))
+        return calls
 
     def _cross_peers(self, testbed_guid: int) -> Dict[int, List[int]]:
         peers: Dict[int, List[int]] = {}

@@ -85,6 +85,8 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         self._deployment_config: Dict[int, Any] = {}
         self._testbed_order: List[List[int]] = []
         self._failed_testbeds: Dict[int, str] = {}
+        self._dead_testbeds: Dict[int, str] = {}   # died in deployment: cleaned by record
+        self._redeployed: set = set()               # redeployed once during deployment
         self._guid_testbed: Dict[int, int] = {}
         self._data = None
         self._resolver: Optional[NetrefResolver] = None
@@ -99,6 +101,7 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         self._prelaunched: Dict[int, tuple] = {}
         self._launch_pool = concurrent.futures.ThreadPoolExecutor(4, "nepi-launch")
         self._watcher = None
+        self._recovery_note: Optional[str] = None   # what a recovery found and did
 
     # -- properties ---------------------------------------------------------------------
 
@@ -120,6 +123,11 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
     @property
     def error(self) -> Optional[str]:
         return self._error
+
+    @property
+    def recovery_note(self) -> Optional[str]:
+        """What the last recovery found and did, when it was more than a reconnection."""
+        return self._recovery_note
 
     def _testbed_id(self, testbed_guid: int) -> str:
         return self._data.get_testbed_data(testbed_guid)[0]
@@ -173,6 +181,39 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
             self._save_state()
             self._start_watcher()
             self._event("deploy", None, "done", "experiment started")
+
+    def resume_deployment(self) -> None:
+        """Finish a deployment whose controller died while deploying (the manifest says
+        "deploying"): roll back what it left -- every recorded testbed's surviving daemon
+        shut down and its resources removed, by record -- then deploy the design
+        (experiment.xml) again. The manifest keeps "deploying" until this ends, so a
+        death meanwhile leaves a root dir the next recovery handles the same way. If the
+        new deployment fails, it is rolled back too and the error says why."""
+        with self._lock:
+            if self._state != "created":
+                raise NepiError("cannot resume a deployment: this controller's experiment "
+                                "is already %s" % self._state)
+            phase = self.deploy_phase_of_dead_controller()
+            _logger.warning("nepid died while deploying (phase %s): rolling back the "
+                            "partial deployment", phase)
+            self._event("recover", None, "running", "nepid died while deploying (phase "
+                        "%s); rolling back the partial deployment" % phase)
+            rolled_back = self._rollback_recorded()
+            try:
+                self.start()
+            except Exception as e:
+                self._error = ("nepid died while deploying (phase %s); rolled back the "
+                               "partial deployment (%s), but deploying again failed and "
+                               "was rolled back too: %s"
+                               % (phase, "; ".join(rolled_back) or "nothing left", e))
+                self._recovery_note = self._error
+                _logger.error("%s", self._error)
+                raise NepiError(self._error) from e
+            self._recovery_note = ("nepid died while deploying (phase %s); rolled back the "
+                                   "partial deployment and deployed again" % phase)
+            _logger.warning("%s (%s)", self._recovery_note,
+                            "; ".join(rolled_back) or "nothing was left")
+            self._event("recover", None, "done", self._recovery_note)
 
     def stop(self) -> None:
         """Stop every testbed (all are tried; failures are reported together)."""

@@ -63,14 +63,33 @@ class Manifest:
         return self.read().get("testbeds", {}) or {}
 
     def record_testbed(self, testbed_guid: int, testbed_id: str, root_dir: str,
-                       mode: str) -> None:
+                       mode: str, **fields) -> None:
         """Written before a testbed controller is created: whatever happens next,
-        cleanup knows where that testbed keeps its resources."""
+        cleanup knows where that testbed keeps its resources. Other fields of the entry
+        (its deployment ``phase``) are kept unless given."""
         with self._locked():
             doc = self.read()
-            doc.setdefault("testbeds", {})[str(testbed_guid)] = {
-                "testbed_id": testbed_id, "root_dir": root_dir, "mode": mode}
+            entry = doc.setdefault("testbeds", {}).setdefault(str(testbed_guid), {})
+            entry.update(testbed_id=testbed_id, root_dir=root_dir, mode=mode, **fields)
             write_json_atomic(self.path, doc, mode=0o600)
+
+    def record_phase(self, testbed_guid: Optional[int] = None, done: Optional[str] = None,
+                     running: Optional[str] = None, **meta) -> None:
+        """Deployment progress: ``done`` is the last phase testbed ``testbed_guid``
+        completed (testbeds[guid]["phase"]); ``running`` the phase the experiment is in
+        now (meta "deploy_phase"); ``meta`` other experiment-level fields."""
+        with self._locked():
+            doc = self.read()
+            if testbed_guid is not None:
+                doc.setdefault("testbeds", {}).setdefault(str(testbed_guid), {})["phase"] = done
+            if running is not None:
+                doc["deploy_phase"] = running
+            doc.update(meta)
+            write_json_atomic(self.path, doc, mode=0o600)
+
+    def testbed_phase(self, testbed_guid: int) -> Optional[str]:
+        """The last deployment phase testbed ``testbed_guid`` completed, or None."""
+        return (self.testbeds().get(str(testbed_guid)) or {}).get("phase")
 
     def remove(self, key: str) -> None:
         with self._locked():

@@ -10,16 +10,22 @@ removed through the launcher (by record: never anything of another experiment).
 
 import logging
 import threading
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Optional
 
+from nepi.core.access import AccessConfiguration
 from nepi.core.deployment import SETUP_PHASES
-from nepi.core.launcher import TestbedLauncher
+from nepi.core.launcher import TestbedLauncher, TestbedSpec
+from nepi.core.manifest import EC_KEY, testbed_key
 from nepi.core.netref_resolution import NetrefResolver
 from nepi.errors import NepiError
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.rootfiles import EXECUTE_XML
 
 _logger = logging.getLogger("nepi.core.execute")
+
+# experiment states the manifest keeps while a deployment (or its resumption) is under
+# way: a controller found dead in one of them left a partial deployment to resume
+RESUMABLE_STATES = ("deploying",)
 
 
 class LivenessWatcher:
@@ -85,6 +91,11 @@ class Recovery:
         ``recoveryPolicy``: Fail marks it failed, Recover starts a new controller that
         re-attaches to surviving resources, Restart redeploys it from the execute XML."""
         with self._lock:
+            if self._store.saved_state().get("experiment_state") in RESUMABLE_STATES:
+                # the controller died while deploying: execute.xml (if any) is not this
+                # deployment's finished state; roll back and deploy again
+                self.resume_deployment()
+                return
             xml = self._execute_xml or self._store.read(EXECUTE_XML, required=False)
             if xml is None:
                 raise NepiError("cannot recover: %s has no %s (the experiment never finished "
@@ -170,6 +181,111 @@ class Recovery:
         self._parallel("do_prestart", restart, lambda g: self._testbeds[g].do_prestart())
         if running:
             self._parallel("start", restart, lambda g: self._testbeds[g].start())
+
+    # -- a deployment whose controller died ------------------------------------------------
+
+    SURVIVOR_SHUTDOWN_TIMEOUT = 10.0
+
+    def deploy_phase_of_dead_controller(self) -> str:
+        """The phase the dead controller's deployment was in, as the manifest says."""
+        meta = self._store.saved_state()
+        phase = meta.get("deploy_phase")
+        if not phase:
+            phases = [info.get("phase") for info in (meta.get("testbeds") or {}).values()
+                      if isinstance(info, dict) and info.get("phase")]
+            phase = ", ".join(sorted(set(phases))) if phases else None
+        return str(phase or "unknown")
+
+    def _recorded_testbed_guids(self, doc: dict) -> List[int]:
+        guids = {int(k) for k in (doc.get("testbeds") or {}) if str(k).isdigit()}
+        for key, entry in (doc.get("daemons") or {}).items():
+            if key != EC_KEY and isinstance(entry, dict) and \
+                    isinstance(entry.get("testbed_guid"), int):
+                guids.add(entry["testbed_guid"])
+        return sorted(guids)
+
+    def _recorded_spec(self, testbed_guid: int, doc: dict) -> Optional[TestbedSpec]:
+        """A testbed as the manifest recorded it (its root dir, mode, daemon), completed
+        with the design's deployment values; None if nothing says where it lived."""
+        recorded = (doc.get("testbeds") or {}).get(str(testbed_guid)) or {}
+        daemon = (doc.get("daemons") or {}).get(testbed_key(testbed_guid)) or {}
+        data = self._design_data
+        if testbed_guid in data.testbed_guids():
+            testbed_id, version = data.get_testbed_data(testbed_guid)
+            try:
+                config = self._access_config(testbed_guid, True, data)
+            except Exception as e:       # a root dir given by a netref: use the record
+                _logger.info("testbed %d: %s (its recorded root dir is used)",
+                             testbed_guid, e)
+                config = AccessConfiguration()
+                config.set_attribute_value(DC.RECOVER, True)
+        else:
+            testbed_id = recorded.get("testbed_id") or daemon.get("testbed_id")
+            version = daemon.get("testbed_version") or ""
+            config = AccessConfiguration()
+            config.set_attribute_value(DC.RECOVER, True)
+        root = recorded.get("root_dir") or daemon.get("root_dir") or \
+            config.get_attribute_value(DC.ROOT_DIRECTORY)
+        if not root or not testbed_id:
+            return None
+        config.set_attribute_value(DC.ROOT_DIRECTORY, root)
+        mode = recorded.get("mode") or (DC.MODE_DAEMON if daemon else None)
+        if mode:
+            config.set_attribute_value(DC.DEPLOYMENT_MODE, mode)
+        return TestbedSpec(self._root_dir, testbed_guid, testbed_id, version, config,
+                           self._log_file(testbed_guid), doc.get("experiment_id"))
+
+    def _shutdown_survivor(self, spec: TestbedSpec) -> Optional[str]:
+        """Shut a surviving testbed daemon of this experiment down over RPC (found by
+        record and owner id): it releases its own resources. Bounded: a daemon still in
+        the dead controller's call is killed by the cleanup that follows."""
+        outcome: Dict[str, str] = {}
+
+        def run():
+            try:
+                testbed = self._launcher.attach(spec)
+            except Exception as e:
+                outcome["result"] = "not reachable (%s)" % e
+                return
+            try:
+                testbed.shutdown()
+                outcome["result"] = "shut down"
+            except Exception as e:
+                outcome["result"] = "shutdown failed (%s)" % e
+        worker = threading.Thread(target=run, name="nepi-rollback-%d" % spec.testbed_guid,
+                                  daemon=True)
+        worker.start()
+        worker.join(self.SURVIVOR_SHUTDOWN_TIMEOUT)
+        return outcome.get("result", "did not shut down within %.0f s"
+                           % self.SURVIVOR_SHUTDOWN_TIMEOUT)
+
+    def _rollback_recorded(self) -> List[str]:
+        """Roll back what a dead controller's deployment left, by record: every testbed
+        the manifest records -- its surviving daemon shut down over RPC, else killed by
+        record; its runtime files and resources removed (by its token). Returns one line
+        per testbed saying what was done."""
+        manifest = self._store.manifest
+        doc = manifest.read()
+        done = []
+        for g in self._recorded_testbed_guids(doc):
+            spec = self._recorded_spec(g, doc)
+            if spec is None:
+                _logger.error("testbed %d: the manifest does not say where it kept its "
+                              "files; nothing of it can be cleaned", g)
+                continue
+            how = []
+            if (doc.get("daemons") or {}).get(testbed_key(g)) and \
+                    spec.mode == DC.MODE_DAEMON:
+                how.append("daemon %s" % self._shutdown_survivor(spec))
+            problems = self._launcher.cleanup(spec, resources=True)
+            for problem in problems:
+                _logger.error("rolling back testbed %d: %s", g, problem)
+            how.append("resources removed" if not problems else "; ".join(problems))
+            manifest.remove(testbed_key(g))
+            done.append("testbed %d (%s): %s" % (g, spec.testbed_id, ", ".join(how)))
+            _logger.warning("rolled back testbed %d (%s): %s", g, spec.testbed_id,
+                            ", ".join(how))
+        return done
 
     def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:
         """Kill what is left of a lost testbed daemon (by record), remove its runtime

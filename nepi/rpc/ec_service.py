@@ -10,10 +10,12 @@ from typing import Optional
 import Pyro5.api
 
 from nepi.core.execute import ExperimentController
+from nepi.core.manifest import Manifest
+from nepi.core.recovery import RESUMABLE_STATES
 from nepi.errors import NepiError
 from nepi.rpc.service import ServiceBase, forwarding_class
 from nepi.rpc.testbed_launchers import default_launcher
-from nepi.util.rootfiles import EXECUTE_XML
+from nepi.util.rootfiles import DESIGN_XML, EXECUTE_XML
 
 MUTATING = ("start", "stop", "recover", "set", "action")
 QUERIES = ("get", "get_factory_id", "get_testbed_id", "get_testbed_version", "trace",
@@ -48,8 +50,12 @@ class _ExperimentServiceBase(ServiceBase):
                                     launcher=default_launcher())
 
     def recover_found(self) -> None:
-        """nepid restarted on a root dir holding a deployed experiment: re-attach to it."""
-        if not os.path.exists(os.path.join(self._root_dir, EXECUTE_XML)):
+        """nepid restarted on a root dir holding a deployed experiment: re-attach to it;
+        or holding a deployment its dead nepid left half-way: roll it back and deploy the
+        design again."""
+        deploying = Manifest(self._root_dir).read().get("experiment_state") in \
+            RESUMABLE_STATES and os.path.exists(os.path.join(self._root_dir, DESIGN_XML))
+        if not deploying and not os.path.exists(os.path.join(self._root_dir, EXECUTE_XML)):
             return
         controller = self._new_controller(None, self._allowed_roots)
         if controller.was_shut_down():
@@ -140,7 +146,8 @@ class _ExperimentServiceBase(ServiceBase):
         c = self._controller
         info = {"pid": os.getpid(), "uptime": time.time() - self._started,
                 "root_dir": self._root_dir, "state": c.state if c else "empty",
-                "error": c.error if c else None, "testbeds": [], "listen": self.listen}
+                "error": c.error if c else None, "testbeds": [], "listen": self.listen,
+                "recovery": c.recovery_note if c else None}
         if c is not None:
             info["testbeds"] = c.testbeds_summary()
         return info

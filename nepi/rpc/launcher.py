@@ -96,6 +96,11 @@ def wait_ready(layout: DaemonLayout, timeout: float = READY_TIMEOUT) -> dict:
                     raise NepiError("the %s daemon in %s died right after starting (see %s)"
                                     % (layout.name, layout.root_dir, record.get("log_file")))
                 return record
+        elif not is_locked(layout.pid_file) and not read_json(layout.record_file):
+            # the daemon holds its pid lock from before detaching until it exits: it
+            # died (killed) before becoming ready -- no use waiting out the timeout
+            raise NepiError("the %s daemon in %s died before becoming ready (see its "
+                            "log)" % (layout.name, layout.root_dir))
         time.sleep(0.02)
     raise NepiError("the %s daemon in %s did not become ready within %.0f s"
                     % (layout.name, layout.root_dir, timeout))

@@ -14,8 +14,9 @@ from nepi.rpc.ec_client import ExperimentControllerProxy, nepid_arguments, start
 from nepi.rpc.launcher import launch
 from nepi.rpc.layout import ROLE_EC
 from nepi.rpc.rootdir import (NepidNotAnswering, attach_nepid, daemon_entries,
-                              nepid_lock_pid, refuse_leftovers, refuse_running_nepid,
-                              refuse_unrecoverable)
+                              experiment_state, leftovers, nepid_lock_pid, refuse_leftovers,
+                              refuse_running_nepid, refuse_unrecoverable,
+                              resumable_deployment)
 from nepi.rpc.traces import TraceCopy, copy_traces
 
 
@@ -97,14 +98,68 @@ def stop_nepid(proxy: ExperimentControllerProxy, root_dir: Optional[str],
     return StopReport(pid, state, stop_error, copied, remote_root, left)
 
 
+class DeadStopReport(NamedTuple):
+    state: Optional[str]               # the experiment state the manifest recorded
+    shut_down: List[str]               # testbed daemons that shut down when asked
+    refused: List[str]                 # those that did not (killed by record instead)
+    cleaned: CleanReport               # clean_root: killed, removed, cleaned, problems
+    left: List[str]                    # what is still there: live daemons, runtime files
+
+
+def stop_without_nepid(root_dir: str) -> DeadStopReport:
+    """``nepid stop`` on a root dir whose nepid is dead (killed during a deployment, a
+    run or an earlier ``nepid stop``): ask each surviving testbed daemon of this
+    experiment (by record; its run/ secret, its owner id checked) to shut down, which
+    releases its resources, then kill what did not and remove every recorded testbed's
+    resources by token (clean_root). Idempotent: run again, it finishes what is left."""
+    from nepi.core.manifest import Manifest
+    from nepi.rpc.cleanup import LOCAL
+    from nepi.rpc.tc_client import attach
+    root_dir = os.path.abspath(root_dir)
+    doc = Manifest(root_dir).read()
+    owner = doc.get("experiment_id")
+    shut_down, problems = [], []
+    for daemon in daemon_entries(root_dir):
+        entry = daemon.entry
+        if daemon.key == EC_KEY or not daemon.alive or not owner or \
+                entry.get("host", LOCAL) != LOCAL or not entry.get("root_dir"):
+            continue
+        try:
+            controller = attach(os.path.abspath(entry["root_dir"]), entry.get("testbed_id"),
+                                entry.get("testbed_version"), entry.get("testbed_guid"),
+                                owner)
+            controller.shutdown()
+            shut_down.append("%s: shut down" % daemon.describe().rsplit(":", 1)[0])
+        except Exception as e:          # killed by record below
+            problems.append("%s did not shut down when asked (%s): killed instead"
+                            % (daemon.describe().rsplit(":", 1)[0], e))
+    report = clean_root(root_dir)
+    left = ["%s" % d.describe() for d in daemon_entries(root_dir) if d.alive]
+    left += leftover_files(root_dir)
+    return DeadStopReport(doc.get("experiment_state"), shut_down, problems, report, left)
+
+
 class RecoverReport(NamedTuple):
-    status: dict                       # the restarted nepid's daemon_status()
+    status: Optional[dict]             # the restarted nepid's daemon_status() (None: none)
     before: Dict[int, int]             # testbed guid -> pid of its daemon alive before
+    state: Optional[str] = None        # the experiment state the manifest recorded
+    cleaned: Optional[CleanReport] = None   # nothing to resume: what was left, removed
 
 
 def recover_nepid(root_dir: str, log_level: str) -> RecoverReport:
-    """Restart the nepid of ``root_dir`` (none runs) to recover its experiment."""
-    refuse_unrecoverable(root_dir)
+    """Restart the nepid of ``root_dir`` (none runs) to recover its experiment: re-attach
+    to a deployed one, or roll back and redeploy one its nepid left half-deployed. An
+    experiment that cannot be resumed (failed, shut down, state unknown) but left
+    daemons or runtime files behind is cleaned up by record instead (``cleaned``)."""
+    state = experiment_state(root_dir)
+    if not resumable_deployment(root_dir):
+        try:
+            refuse_unrecoverable(root_dir)
+        except NepiError:
+            left = leftovers(root_dir)
+            if not (left.daemons or left.files):
+                raise
+            return RecoverReport(None, {}, state, clean_root(root_dir))
     before = {d.entry.get("testbed_guid"): d.entry.get("pid") for d in daemon_entries(root_dir)
               if d.key != EC_KEY and d.alive}
     proxy = start_nepid(root_dir, log_level, recover=True)
@@ -112,7 +167,7 @@ def recover_nepid(root_dir: str, log_level: str) -> RecoverReport:
         status = proxy.daemon_status()
     finally:
         proxy.close()
-    return RecoverReport(status, before)
+    return RecoverReport(status, before, state)
 
 
 def clean(root_dir: str, force: bool = False) -> CleanReport:

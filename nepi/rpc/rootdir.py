@@ -9,13 +9,14 @@ import os
 from typing import List, NamedTuple, Optional
 
 from nepi.core.manifest import EC_KEY, Manifest
+from nepi.core.recovery import RESUMABLE_STATES
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.cleanup import leftover_files
 from nepi.rpc.ec_client import ExperimentControllerProxy, attach_ec
 from nepi.rpc.layout import ROLE_EC, DaemonLayout
 from nepi.rpc.liveness import is_same_process
 from nepi.rpc.pidlock import is_locked, read_pid
-from nepi.util.rootfiles import EXECUTE_XML
+from nepi.util.rootfiles import DESIGN_XML, EXECUTE_XML
 
 # experiment states in which a root dir holds an experiment to recover or stop
 LIVE_STATES = ("started", "stopped", "deploying")
@@ -136,9 +137,18 @@ def refuse_busy_root(root_dir: str) -> None:
     refuse_leftovers(root_dir)
 
 
+def resumable_deployment(root_dir: str) -> bool:
+    """The root dir holds a deployment its nepid did not finish (the manifest still says
+    "deploying"; the design is kept): recovery rolls it back and deploys it again."""
+    return experiment_state(root_dir) in RESUMABLE_STATES and \
+        os.path.exists(os.path.join(root_dir, DESIGN_XML))
+
+
 def refuse_unrecoverable(root_dir: str) -> None:
     """``nepid recover``: the root dir must hold a deployed experiment not shut down."""
     state = experiment_state(root_dir)
+    if resumable_deployment(root_dir):
+        return
     deployed = os.path.exists(os.path.join(root_dir, EXECUTE_XML))
     if not deployed or state in (None, "shutdown", "failed"):
         raise NepiError("nothing to recover in %s: %s" % (

@@ -6,6 +6,15 @@ Extra testbed attributes:
                 configure, prestart, start, cross; "shutdown" makes the
                 controller's shutdown() raise (after recording the call)
   failGuid      the element that fails (0: none)
+  diePhase      "" or the phase in which the controller's process kills itself
+                (SIGKILL, as kill -9 would) at its first element: create, connect,
+                preconfigure, configure, prestart, start, cross
+  dieTimes      how many controllers of this testbed (counted by marker files
+                ``died-<phase>-<n>`` in its root directory) die so: 1 by default, so a
+                restarted one lives; 2 makes the restarted one die too
+  slowPhase     "" or a phase (as failPhase) in which the controller sleeps slowSeconds
+                once (the first element reaching it), to kill something inside it
+  slowSeconds   how long (DOUBLE)
   delayConnect  how many times each Node->Interface connection asks to be retried
                 (returns CONNECTION_DELAY) before succeeding
 
@@ -17,11 +26,17 @@ Orders are class attributes so a test can monkeypatch them (Parallel entries, fa
 left out of an order list).
 """
 
+import os
+import signal
+
+import time
+
 from nepi.core.attributes import Attribute
 from nepi.testbeds import mockbase
 from nepi.testbeds.mockbase import APP, IFACE, NODE
 from nepi.util import tags, validation
 from nepi.util.constants import CONNECTION_DELAY
+from nepi.util.constants import DeploymentConfiguration as DC
 
 from failmock.constants import TESTBED_ID
 
@@ -31,7 +46,33 @@ PHASES = ["", "create", "connect", "preconfigure", "configure", "prestart", "sta
 INJECTED = "injected failure"
 
 
+def maybe_die(testbed, phase):
+    """Kill this process (SIGKILL) if diePhase says so and fewer than dieTimes
+    controllers of this testbed died so far (marker files in its root directory)."""
+    if testbed._testbed_attribute("diePhase") != phase:
+        return
+    root = testbed._testbed_attribute(DC.ROOT_DIRECTORY) or "."
+    died = [n for n in os.listdir(root) if n.startswith("died-%s-" % phase)]
+    if len(died) >= testbed._testbed_attribute("dieTimes"):
+        return
+    with open(os.path.join(root, "died-%s-%d" % (phase, len(died) + 1)), "w") as f:
+        f.write(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def maybe_slow(testbed, phase):
+    """Sleep ``slowSeconds`` once per controller in phase ``slowPhase`` (so that a test
+    can kill a daemon while the deployment is inside that phase)."""
+    if testbed._testbed_attribute("slowPhase") == phase:
+        slowed = testbed.__dict__.setdefault("_slowed", set())
+        if phase not in slowed:
+            slowed.add(phase)
+            time.sleep(float(testbed._testbed_attribute("slowSeconds")))
+
+
 def maybe_fail(testbed, phase, *guids):
+    maybe_slow(testbed, phase)
+    maybe_die(testbed, phase)
     if testbed._testbed_attribute("failPhase") == phase and \
             testbed._testbed_attribute("failGuid") in guids:
         raise RuntimeError(INJECTED)
@@ -82,6 +123,18 @@ TESTBED_ATTRIBUTES.update({
                       validation_function=lambda attr, v: v in PHASES),
     "failGuid": dict(name="failGuid", help="element that fails", type=Attribute.INTEGER,
                      value=0, validation_function=validation.is_integer),
+    "diePhase": dict(name="diePhase", help="phase in which the process kills itself",
+                     type=Attribute.STRING, value="",
+                     validation_function=lambda attr, v: v in PHASES),
+    "dieTimes": dict(name="dieTimes", help="how many controllers die so",
+                     type=Attribute.INTEGER, value=1,
+                     validation_function=validation.is_integer),
+    "slowPhase": dict(name="slowPhase", help="phase in which the controller sleeps "
+                      "slowSeconds (once)", type=Attribute.STRING, value="",
+                      validation_function=lambda attr, v: v in PHASES),
+    "slowSeconds": dict(name="slowSeconds", help="how long slowPhase sleeps",
+                        type=Attribute.DOUBLE, value=0.0,
+                        validation_function=validation.is_number),
     "delayConnect": dict(name="delayConnect", help="connection retries requested",
                          type=Attribute.INTEGER, value=0,
                          validation_function=validation.is_integer),
