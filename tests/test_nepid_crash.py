@@ -92,9 +92,8 @@ def kill_nepid_while_deploying(root, after_phase="do_preconfigure", testbeds=2):
     return pid
 
 
-def killed_while_deploying(design, root):
-    """``nepid run`` killed -9 while deploying: the testbed daemons survive, the manifest
-    says "deploying", there is no execute.xml."""
+def kill_nepid_run(design, root):
+    """Start ``nepid run`` and kill -9 its nepid while it deploys; ``nepid run`` fails."""
     run = run_in_background(design, root)
     try:
         kill_nepid_while_deploying(root)
@@ -103,6 +102,12 @@ def killed_while_deploying(design, root):
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+def killed_while_deploying(design, root):
+    """``nepid run`` killed -9 while deploying: the testbed daemons survive, the manifest
+    says "deploying", there is no execute.xml."""
+    kill_nepid_run(design, root)
     doc = manifest(root)
     assert doc["experiment_state"] == "deploying"
     assert not (root / "execute.xml").exists()
@@ -248,14 +253,7 @@ def test_netns_star_nepid_kill9_during_deployment_then_recover(tmp_path, failmoc
     design.write_text(exp.to_xml(), encoding="utf-8")
     root = tmp_path / "root"
     netns_root = root / "testbeds" / "1"
-    run = run_in_background(design, root)
-    try:
-        kill_nepid_while_deploying(root)
-        assert run.wait(60) != 0
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    kill_nepid_run(design, root)
     assert manifest(root)["experiment_state"] == "deploying"
     old_token = nx.testbed_token(netns_root)
     netns_leftovers.add_token(old_token)
