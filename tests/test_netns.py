@@ -481,7 +481,7 @@ def _bad_gateway(b):
 def _bad_device_name(b):
     # a valid Linux name (bad ones are refused before deployment) the node already has
     b["iface1"].set_attribute_value("name", "lo")
-    return "create", "File exists"
+    return "connect_init", "File exists"        # links are made when connecting
 
 
 @pytest.mark.parametrize("breaker", [_bad_gateway, _bad_device_name],

@@ -129,19 +129,32 @@ def _print_status(status: dict) -> None:
                 for name, value in sorted(channels.items()))))
 
 
+def _print_clean_lines(cleaned) -> None:
+    for line in cleaned.killed + ["cleaned %s" % c for c in cleaned.cleaned]:
+        out("  %s" % line)
+    for problem in cleaned.problems:
+        err("%s: %s" % (PROG, problem))
+
+
 def _report_not_running(root_dir: str) -> int:
+    from nepi.core.manifest import SHUTTING_DOWN
     from nepi.rpc.rootdir import leftovers
     out("nepid is not running in %s" % root_dir)
     left = leftovers(root_dir)
     if left.state:
         out("experiment state recorded in %s: %s" % (MANIFEST, left.state))
+    if left.error:
+        out("error: %s" % left.error)
     if left.daemons or left.files:
         out("leftovers:")
         for entry in left.daemons:
             out("  %s" % entry.describe())
         for path in left.files:
             out("  %s" % path)
-        if left.recoverable:
+        if left.state == SHUTTING_DOWN:
+            out("nepid died while shutting the experiment down: `nepid stop --root-dir %s` "
+                "finishes the shutdown" % root_dir)
+        elif left.recoverable:
             out("`nepid recover --root-dir %s` re-attaches to the experiment; "
                 "`nepid clean --root-dir %s` removes what is left" % (root_dir, root_dir))
         else:
@@ -233,11 +246,20 @@ def _stop_arguments(parser) -> None:
 
 def cmd_stop(args) -> int:
     from nepi.cli.progress import one_line
-    from nepi.rpc.nepid_control import stop_nepid
+    from nepi.errors import ControllerUnreachableError
+    from nepi.rpc.nepid_control import stop_nepid, wait_until_unlocked
     proxy, root_dir = _target(args)
     if proxy is None:
         return _stop_without_nepid(root_dir)
-    report = stop_nepid(proxy, root_dir, with_traces=not args.no_traces)
+    try:
+        report = stop_nepid(proxy, root_dir, with_traces=not args.no_traces)
+    except ControllerUnreachableError as e:
+        if root_dir is None or not wait_until_unlocked(root_dir):
+            raise
+        # nepid died while stopping: what it left is shut down by record, the same way
+        err("%s: nepid (pid %s) died while stopping the experiment (%s); finishing the "
+            "shutdown without it" % (PROG, proxy.pid, one_line(e)))
+        return _stop_without_nepid(root_dir)
     problems = []
     if report.stop_error is not None:
         problems.append("stopping the experiment failed: %s" % one_line(report.stop_error))
@@ -375,6 +397,7 @@ def _recover_arguments(parser) -> None:
 
 
 def cmd_recover(args) -> int:
+    from nepi.core.manifest import SHUTTING_DOWN
     from nepi.rpc.nepid_control import nepid_status, recover_nepid
     from nepi.rpc.rootdir import nepid_log_file
     root_dir = _root(args)
@@ -385,13 +408,15 @@ def cmd_recover(args) -> int:
         _print_status(status)
         return EXIT_OK
     report = recover_nepid(root_dir, args.log_level)
+    if report.cleaned is not None and report.state == SHUTTING_DOWN:
+        out("nepid died while shutting the experiment in %s down; finished the shutdown"
+            % root_dir)
+        _print_clean_lines(report.cleaned)
+        return EXIT_PROBLEMS if report.cleaned.problems else EXIT_OK
     if report.cleaned is not None:
         out("nothing to resume in %s: the experiment was %s; removed what it left behind"
             % (root_dir, report.state or "in an unknown state"))
-        for line in report.cleaned.killed + ["cleaned %s" % c for c in report.cleaned.cleaned]:
-            out("  %s" % line)
-        for problem in report.cleaned.problems:
-            err("%s: %s" % (PROG, problem))
+        _print_clean_lines(report.cleaned)
         err("%s: no experiment recovered in %s (it was %s; its leftovers were removed)"
             % (PROG, root_dir, report.state or "in an unknown state"))
         return EXIT_PROBLEMS

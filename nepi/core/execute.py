@@ -23,6 +23,7 @@ from nepi.core.checks import check_data
 from nepi.core.cross import Catalog, CrossConnections
 from nepi.core.deployment import SETUP_PHASES, Deployment
 from nepi.core.launcher import InProcessLauncher, TestbedLauncher
+from nepi.core.manifest import SHUTTING_DOWN
 from nepi.core.netref_resolution import NetrefResolver
 from nepi.core.persistence import (Persistence, RootDirStore, check_ssh_targets,
                                    check_testbed_roots)
@@ -151,6 +152,8 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         event = {"time": time.time(), "phase": phase, "testbed": testbed_guid,
                  "state": state, "message": message, "done": done, "total": total}
         self._events.append(event)
+        _logger.info("%s%s: %s%s", phase, "" if testbed_guid is None else
+                     " testbed %s" % testbed_guid, state, message and " (%s)" % message)
         for listener in self._listeners:
             try:
                 listener(event)
@@ -207,6 +210,7 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
                                "was rolled back too: %s"
                                % (phase, "; ".join(rolled_back) or "nothing left", e))
                 self._recovery_note = self._error
+                self._save_state()
                 _logger.error("%s", self._error)
                 raise NepiError(self._error) from e
             self._recovery_note = ("nepid died while deploying (phase %s); rolled back the "
@@ -241,6 +245,8 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
                 return
             self._shut_down = True
             self._stop_watcher()
+            # a controller found dead in this state left a shutdown to finish, by record
+            self._store.manifest.set_meta(experiment_state=SHUTTING_DOWN)
             try:
                 self._shutdown_testbeds()
                 forget_link_keys(self._root_dir)

@@ -12,6 +12,10 @@ from typing import Any, Dict, Optional
 from nepi.util.files import read_json, write_json_atomic
 from nepi.util.rootfiles import MANIFEST, MANIFEST_LOCK
 
+# the experiment state recorded while it is being shut down: a controller found dead in
+# it left a shutdown to finish (by record), never an experiment to re-attach to
+SHUTTING_DOWN = "shutting_down"
+
 
 class Manifest:
     def __init__(self, root_dir: str) -> None:

@@ -60,9 +60,12 @@ class RootDirStore:
         return self.manifest.read()
 
     def save_state(self, state: str, allowed_roots: List[str], started_time: Optional[float],
-                   stopped_time: Optional[float]) -> None:
+                   stopped_time: Optional[float], error: Optional[str] = None) -> None:
+        """The experiment's state, and why it failed (kept for `nepid status` after the
+        controller is gone)."""
         self.manifest.set_meta(experiment_state=state, allowed_roots=allowed_roots,
-                               started_time=started_time, stopped_time=stopped_time)
+                               started_time=started_time, stopped_time=stopped_time,
+                               error=error)
 
     def was_shut_down(self) -> bool:
         return self.manifest.read().get("experiment_state") in ("shutdown", None)
@@ -174,7 +177,7 @@ class Persistence:
 
     def _save_state(self, shutdown: bool = False) -> None:
         self._store.save_state("shutdown" if shutdown else self._state, self._allowed_roots,
-                               self._started_time, self._stopped_time)
+                               self._started_time, self._stopped_time, self._error)
 
     def was_shut_down(self) -> bool:
         """True if the experiment in this root dir was shut down (nothing to recover)."""

@@ -15,8 +15,9 @@ from typing import Callable, Dict, List, Optional
 from nepi.core.access import AccessConfiguration
 from nepi.core.deployment import SETUP_PHASES
 from nepi.core.launcher import TestbedLauncher, TestbedSpec
-from nepi.core.manifest import EC_KEY, testbed_key
+from nepi.core.manifest import EC_KEY, SHUTTING_DOWN, testbed_key
 from nepi.core.netref_resolution import NetrefResolver
+from nepi.core.tunnels import forget_link_keys
 from nepi.errors import NepiError
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.rootfiles import EXECUTE_XML
@@ -95,6 +96,9 @@ class Recovery:
                 # the controller died while deploying: execute.xml (if any) is not this
                 # deployment's finished state; roll back and deploy again
                 self.resume_deployment()
+                return
+            if self._store.saved_state().get("experiment_state") == SHUTTING_DOWN:
+                self._finish_shutdown()
                 return
             xml = self._execute_xml or self._store.read(EXECUTE_XML, required=False)
             if xml is None:
@@ -258,6 +262,19 @@ class Recovery:
         worker.join(self.SURVIVOR_SHUTDOWN_TIMEOUT)
         return outcome.get("result", "did not shut down within %.0f s"
                            % self.SURVIVOR_SHUTDOWN_TIMEOUT)
+
+    def _finish_shutdown(self) -> None:
+        """The controller died while shutting the experiment down: shut down (by record)
+        what it had not, and end shut down, as the dead controller would have."""
+        done = self._rollback_recorded()
+        self._recovery_note = ("nepid died while shutting the experiment down; finished "
+                               "the shutdown (%s)" % ("; ".join(done) or "nothing was left"))
+        _logger.warning("%s", self._recovery_note)
+        self._event("recover", None, "done", self._recovery_note)
+        self._shut_down = True
+        self._state = "shutdown"
+        forget_link_keys(self._root_dir)
+        self._save_state(shutdown=True)
 
     def _rollback_recorded(self) -> List[str]:
         """Roll back what a dead controller's deployment left, by record: every testbed

@@ -4,9 +4,10 @@ copied first), restart it to recover its experiment, clean up after it. The comm
 """
 
 import os
+import time
 from typing import Dict, List, NamedTuple, Optional
 
-from nepi.core.manifest import EC_KEY
+from nepi.core.manifest import EC_KEY, SHUTTING_DOWN
 from nepi.errors import NepiError
 from nepi.rpc import daemon_main
 from nepi.rpc.cleanup import CleanReport, clean_root, leftover_files
@@ -98,6 +99,16 @@ def stop_nepid(proxy: ExperimentControllerProxy, root_dir: Optional[str],
     return StopReport(pid, state, stop_error, copied, remote_root, left)
 
 
+def wait_until_unlocked(root_dir: str, timeout: float = 5.0) -> bool:
+    """True once no process holds nepid's pid lock of ``root_dir`` (it died or exited)."""
+    deadline = time.monotonic() + timeout
+    while nepid_lock_pid(root_dir) is not None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class DeadStopReport(NamedTuple):
     state: Optional[str]               # the experiment state the manifest recorded
     shut_down: List[str]               # testbed daemons that shut down when asked
@@ -150,8 +161,11 @@ def recover_nepid(root_dir: str, log_level: str) -> RecoverReport:
     """Restart the nepid of ``root_dir`` (none runs) to recover its experiment: re-attach
     to a deployed one, or roll back and redeploy one its nepid left half-deployed. An
     experiment that cannot be resumed (failed, shut down, state unknown) but left
-    daemons or runtime files behind is cleaned up by record instead (``cleaned``)."""
+    daemons or runtime files behind is cleaned up by record instead (``cleaned``), and
+    one whose nepid died while shutting it down has that shutdown finished."""
     state = experiment_state(root_dir)
+    if state == SHUTTING_DOWN:
+        return RecoverReport(None, {}, state, stop_without_nepid(root_dir).cleaned)
     if not resumable_deployment(root_dir):
         try:
             refuse_unrecoverable(root_dir)

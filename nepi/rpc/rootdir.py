@@ -8,7 +8,7 @@ ready record), never guessed from process lists.
 import os
 from typing import List, NamedTuple, Optional
 
-from nepi.core.manifest import EC_KEY, Manifest
+from nepi.core.manifest import EC_KEY, SHUTTING_DOWN, Manifest
 from nepi.core.recovery import RESUMABLE_STATES
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.cleanup import leftover_files
@@ -19,7 +19,7 @@ from nepi.rpc.pidlock import is_locked, read_pid
 from nepi.util.rootfiles import DESIGN_XML, EXECUTE_XML
 
 # experiment states in which a root dir holds an experiment to recover or stop
-LIVE_STATES = ("started", "stopped", "deploying")
+LIVE_STATES = ("started", "stopped", "deploying", SHUTTING_DOWN)
 
 
 class NepidNotAnswering(NepiError):
@@ -81,10 +81,11 @@ class Leftovers(NamedTuple):
     state: Optional[str]            # the experiment state manifest.json records
     daemons: List[DaemonEntry]
     files: List[str]                # runtime files of recorded daemons still there
+    error: Optional[str] = None     # why the experiment failed, if it did
 
     @property
     def recoverable(self) -> bool:
-        return self.state in LIVE_STATES
+        return self.state in LIVE_STATES and self.state != SHUTTING_DOWN
 
 
 def leftovers(root_dir: str) -> Leftovers:
@@ -92,7 +93,7 @@ def leftovers(root_dir: str) -> Leftovers:
     if not os.path.isdir(root_dir):
         return Leftovers(None, [], [])
     return Leftovers(experiment_state(root_dir), daemon_entries(root_dir),
-                     leftover_files(root_dir))
+                     leftover_files(root_dir), manifest(root_dir).get("error"))
 
 
 def attach_nepid(root_dir: str) -> Optional[ExperimentControllerProxy]:

@@ -7,6 +7,7 @@ anyone else's namespaces or links.
 """
 
 import concurrent.futures
+import contextlib
 import errno
 import fcntl
 import os
@@ -194,17 +195,27 @@ class TestbedController(testbed_impl.TestbedController):
             self._logger.warning("removing leftovers of an earlier run (token %s)", self.token)
             cleanup(self.root_directory)
             self._save_resources()
-        try:
+        with self._topology_step("create"):
             self._create_namespaces()
+            self._create_taps()
+
+    def do_connect_init(self) -> None:
+        """The links: bridges with one veth per switched interface, and veth pairs."""
+        super().do_connect_init()
+        with self._topology_step("connect"):
             with IPRoute() as host:
                 self._create_switched_links(host)
             self._create_p2p_links()
-            self._create_taps()
+
+    @contextlib.contextmanager
+    def _topology_step(self, phase: str):
+        try:
+            yield
         except DeploymentError:
             raise
         except Exception as e:
-            raise DeploymentError("netns: creating the topology failed: %s" % e,
-                                  phase="create") from e
+            raise DeploymentError("netns: building the topology failed in %s: %s"
+                                  % (phase, e), phase=phase) from e
 
     def _pool(self, fn, items, what: str) -> None:
         if not items:
@@ -399,8 +410,8 @@ class TestbedController(testbed_impl.TestbedController):
             time.sleep(0.05)
 
     def _stop_captures(self) -> None:
-        for guid, cap in list(self._captures.items()):
-            _stop_process(cap.get("pid"), cap.get("start"), cap.get("proc"))
+        _stop_processes((cap.get("pid"), cap.get("start"), cap.get("proc"))
+                        for cap in self._captures.values())
         self._captures.clear()
 
     # -- applications -------------------------------------------------------------------
@@ -530,12 +541,17 @@ class TestbedController(testbed_impl.TestbedController):
     # -- teardown and recovery ----------------------------------------------------------
 
     def stop(self, time: str = TIME_NOW) -> None:
-        super().stop(time)
+        """Every application at once: one wait for all of them, not one each."""
+        self._stop_applications()
+        self._status = TS.STATUS_STOPPED
+
+    def _stop_applications(self) -> None:
+        _stop_processes((info["pid"], info["start"], self._apps.get(guid))
+                        for guid, info in self._app_pids.items())
 
     def shutdown(self) -> None:
         """Kill processes, close devices, remove namespaces, bridges and veths."""
-        for guid in list(self._app_pids):
-            self.stop_application(guid)
+        self._stop_applications()
         self._stop_captures()
         for tc in list(self.tunchannels.values()):
             tc.close()
@@ -612,9 +628,9 @@ def cleanup(root_dir: str) -> None:
     token = saved.get("token")
     if not token:
         return
-    for info in list((saved.get("applications") or {}).values()) + \
-            list((saved.get("captures") or {}).values()):
-        _stop_process(info.get("pid"), info.get("start"), None)
+    _stop_processes((info.get("pid"), info.get("start"), None) for info in
+                    list((saved.get("applications") or {}).values()) +
+                    list((saved.get("captures") or {}).values()))
     remove_resources(token)
     try:
         os.unlink(os.path.join(root_dir, RESOURCES_FILE))
@@ -643,14 +659,20 @@ def _same_process(pid, start) -> bool:
 
 
 def _stop_process(pid, start, proc) -> None:
-    """Terminate a process group we started (checked by start time), reaping our child."""
-    if pid and _same_process(pid, start):
-        apps.kill_group(pid)
-    if proc is not None:
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
+    _stop_processes([(pid, start, proc)])
+
+
+def _stop_processes(processes) -> None:
+    """Terminate process groups we started (each checked by start time), all at once,
+    reaping those that are our children. ``processes``: (pid, start time, Popen or None)."""
+    processes = list(processes)
+    apps.kill_groups(pid for pid, start, _ in processes if pid and _same_process(pid, start))
+    for _, _, proc in processes:
+        if proc is not None:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def start_capture(ns_name: str, ifname: str, path: str) -> subprocess.Popen:
