@@ -10,7 +10,7 @@ DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openss
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all install install-deb install-python test example example-design bench bench-deps lint \
-	fuzz typeids clean
+	fuzz typeids clean hosts-up hosts-down
 
 all: test
 
@@ -49,6 +49,19 @@ example-design:
 	$(PYTHON) examples/mock_design.py "$(EXAMPLE_OUT)"
 	$(PYTHON) -m nepi.cli.nepi_cmd validate "$(EXAMPLE_OUT)"
 	$(PYTHON) -m nepi.cli.nepi_cmd show "$(EXAMPLE_OUT)"
+
+# Simulated hosts for multi-host experiments (tests/simhosts.py; needs root): N network
+# namespaces on a private bridge, each with its own sshd and home, listed one
+# user@address:port a line in $(HOSTS_DIR)/hosts. hosts-down removes them by the record
+# in $(HOSTS_DIR) (which must be outside your home directory).
+N ?= 3
+HOSTS_DIR ?= /run/nepi-hosts
+
+hosts-up:
+	$(SUDO) $(PYTHON) tests/simhosts.py up --count $(N) --dir $(HOSTS_DIR)
+
+hosts-down:
+	$(SUDO) $(PYTHON) tests/simhosts.py down --dir $(HOSTS_DIR)
 
 # Extra Debian packages the benchmarks compare against (Mininet with Linux bridges).
 bench-deps:

@@ -203,3 +203,35 @@ def nepi_kit(tmp_path):
     kit = NepiKit(tmp_path)
     yield kit
     kit.close()
+
+
+@pytest.fixture
+def sim_hosts(tmp_path):
+    """A factory: sim_hosts(count) -> SimHosts, all removed after the test.
+
+    Simulated hosts (tests/simhosts.py) are network namespaces on a private bridge, each
+    with its own sshd and home; the test is skipped where they cannot run (not root, no
+    sshd). Teardown removes every set made, whatever the test's outcome."""
+    import itertools
+    import simhosts
+    why = simhosts.missing()
+    if why:
+        pytest.skip(why)
+    made = []
+    numbers = itertools.count(1)
+
+    def make(count: int = 3, share=None) -> "simhosts.SimHosts":
+        sim = simhosts.SimHosts.up(str(tmp_path / ("simhosts%d" % next(numbers))), count,
+                                   share)
+        made.append(sim)
+        return sim
+    yield make
+    failures = []
+    for sim in reversed(made):
+        try:
+            sim.down()
+        except Exception as e:
+            failures.append(str(e))
+    if failures:
+        pytest.fail("removing simulated hosts failed: %s" % "; ".join(failures),
+                    pytrace=False)

@@ -74,12 +74,12 @@ def test_start_status_run_stop_cycle(tmp_path, design):
     assert status.returncode == 0
     assert "experiment: started" in status.stdout
     rows = [line.split() for line in status.stdout.splitlines() if line.startswith("  ")]
-    assert rows[0] == ["guid", "testbed", "mode", "pid", "status", "elements", "policy",
-                       "failure"]
-    assert rows[1] == ["1", "mock", "daemon", str(tb_pids["testbed-1"]), "started", "5",
-                       "Fail"]
-    assert rows[2] == ["7", "mock2", "daemon", str(tb_pids["testbed-7"]), "started", "2",
-                       "Fail"]
+    assert rows[0] == ["guid", "testbed", "host", "mode", "pid", "status", "elements",
+                       "policy", "failure"]
+    assert rows[1] == ["1", "mock", "local", "daemon", str(tb_pids["testbed-1"]), "started",
+                       "5", "Fail"]
+    assert rows[2] == ["7", "mock2", "local", "daemon", str(tb_pids["testbed-7"]),
+                       "started", "2", "Fail"]
 
     # a second experiment is refused while this one runs
     second = nepid("run", design, "--root-dir", root)

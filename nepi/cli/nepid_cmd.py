@@ -98,10 +98,12 @@ def _log_level(text: str) -> str:
 
 
 def _testbed_table(testbeds: List[dict]) -> List[str]:
-    headers = ["guid", "testbed", "mode", "pid", "status", "elements", "policy", "failure"]
+    headers = ["guid", "testbed", "host", "mode", "pid", "status", "elements", "policy",
+               "failure"]
     rows = []
     for tb in testbeds:
-        rows.append([str(tb.get("guid")), str(tb.get("testbed_id")), str(tb.get("mode")),
+        rows.append([str(tb.get("guid")), str(tb.get("testbed_id")),
+                     str(tb.get("host") or "local"), str(tb.get("mode")),
                      str(tb.get("pid") or "-"), testbed_status_name(tb.get("status")),
                      str(tb.get("elements")), str(tb.get("policy") or "-"),
                      str(tb.get("failed") or "")])

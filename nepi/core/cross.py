@@ -15,6 +15,8 @@ from nepi.core.netref_resolution import describe_location
 from nepi.core.tunnels import deliver_link_keys
 from nepi.errors import DeploymentError
 from nepi.util import netrefs
+from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.tunchannel import OWN_HOST, PEER_HOST
 
 _logger = logging.getLogger("nepi.core.execute")
 
@@ -138,10 +140,20 @@ class CrossConnections:
             for (guid, name), value in zip(requests, values):
                 entry = inner.setdefault(guid, {"_guid": guid, "_testbed_guid": other_tb,
                                                 "_testbed_id": testbed_id,
-                                                "_testbed_version": version})
+                                                "_testbed_version": version,
+                                                PEER_HOST: self._testbed_host(other_tb),
+                                                OWN_HOST: self._testbed_host(testbed_guid)})
                 entry[name] = value
         deliver_link_keys(self._root_dir, self._design_data, testbed_guid, result)
         return result
+
+    def _testbed_host(self, testbed_guid: int) -> Optional[str]:
+        """The host a testbed runs on, as the controller names it (None: this one)."""
+        get = self._data.get_attribute_data
+        if get(testbed_guid, DC.DEPLOYMENT_MODE) == DC.MODE_DAEMON and \
+                get(testbed_guid, DC.DEPLOYMENT_COMMUNICATION) == DC.ACCESS_SSH:
+            return get(testbed_guid, DC.DEPLOYMENT_HOST)
+        return None
 
     def _cross_connect(self, testbed_guids: List[int]) -> None:
         """Sequential, as in NEPI 2: each testbed sees what the previous ones produced."""

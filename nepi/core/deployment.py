@@ -349,6 +349,8 @@ class Deployment:
         # a new controller of a deployment has done nothing yet (one restarted while the
         # experiment runs is brought back to where the others are: its record stays)
         fresh = {"phase": None} if not recover and self._state == "deploying" else {}
+        if spec.mode == DC.MODE_DAEMON and spec.communication == DC.ACCESS_SSH:
+            fresh["access"] = config.to_dict()    # how cleanup reaches its host, by record
         manifest.record_testbed(testbed_guid, spec.testbed_id, spec.root_dir,
                                 config.get_attribute_value(DC.DEPLOYMENT_MODE), **fresh)
         os.makedirs(spec.root_dir, exist_ok=True)

@@ -348,6 +348,7 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
             summary.append({
                 "guid": g, "testbed_id": self._testbed_id(g),
                 "mode": "daemon" if record else "in-process", "pid": record.get("pid"),
+                "host": self._testbed_host(g) or "local",
                 "status": self.status(g), "elements": len(self._data.box_guids(g)),
                 "policy": self._policy(g), "failed": self._failed_testbeds.get(g),
                 "channels": channel_counters(testbed, [

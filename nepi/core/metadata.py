@@ -126,6 +126,9 @@ def deployment_attributes() -> Dict[str, dict]:
         "deployment_user": _dep(DC.DEPLOYMENT_USER, "User the daemon runs as (SSH login)",
                                 Attribute.STRING, getpass.getuser()),
         "deployment_key": _dep(DC.DEPLOYMENT_KEY, "SSH private key file", Attribute.STRING),
+        "deployment_known_hosts": _dep(
+            DC.DEPLOYMENT_KNOWN_HOSTS, "known_hosts file: when set, the host's key is checked "
+            "strictly against it", Attribute.STRING),
         "deployment_port": _dep(DC.DEPLOYMENT_PORT, "SSH port", Attribute.INTEGER, 22,
                                 fn=validation.is_integer),
         "root_directory": _dep(DC.ROOT_DIRECTORY, "Working directory of the controller",

@@ -21,6 +21,7 @@ from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import is_same_process, kill_process
 from nepi.rpc.pidlock import is_locked, wait_unlocked
 from nepi.rpc.security import socket_path_candidates
+from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.environ import cleanup_testbed
 from nepi.util.files import read_json
 from nepi.util.rootfiles import MANIFEST
@@ -180,16 +181,84 @@ def remove_runtime_files(layout: DaemonLayout, record: Optional[dict],
                 _logger.warning("cannot remove %s: %s", directory, e.strerror or e)
 
 
+def clean_testbed_here(testbed_root: str, testbed_id: str, experiment_id: str,
+                       resources: bool = True) -> CleanReport:
+    """On the host a testbed ran on (``nepi.rpc.remote clean``): its daemon if the ready
+    record in ``testbed_root`` carries ``experiment_id``, its runtime files and, unless
+    ``resources`` is False, its resources."""
+    report = CleanReport()
+    layout = DaemonLayout(os.path.abspath(testbed_root), ROLE_TESTBED)
+    record = _owned_record(layout, experiment_id)
+    if record is not None:
+        what = "testbed daemon in %s, pid %s" % (layout.root_dir, record["pid"])
+        if kill_process(record["pid"], record.get("start_time")):
+            report.killed.append("%s: killed" % what)
+        else:
+            report.problems.append("could not kill %s" % what)
+    if read_json(layout.record_file) is None or record is not None:   # never another's
+        remove_runtime_files(layout, record, report)
+    if resources:
+        _run_cleanup_hook(testbed_id, layout.root_dir, testbed_id, report)
+    return report
+
+
+def _run_cleanup_hook(testbed_id: str, testbed_root: str, name: object,
+                      report: CleanReport) -> None:
+    try:
+        cleanup_testbed(testbed_id, testbed_root)
+        report.cleaned.append("testbed %s (%s)" % (name, testbed_id))
+    except Exception as e:
+        _logger.error("cleaning testbed %s failed: %s", name, e)
+        report.problems.append("cleaning testbed %s (%s) failed: %s" % (name, testbed_id, e))
+
+
+def _clean_over_ssh(testbed_guid: int, info: dict, experiment_id: Optional[str],
+                    resources: bool, report: CleanReport) -> None:
+    """A testbed on another host: the same cleanup, run there over SSH (its namespaces,
+    processes and files are that host's)."""
+    from nepi.core.access import AccessConfiguration
+    from nepi.rpc.ssh import SshTarget
+    name = "testbed %s (%s) on %s" % (testbed_guid, info.get("testbed_id"),
+                                      (info.get("access") or {}).get(DC.DEPLOYMENT_HOST))
+    try:
+        target = SshTarget(AccessConfiguration.from_dict(info["access"]))
+        reply = target.run_python(
+            ["nepi.rpc.remote", "clean", "testbed", info["root_dir"], info["testbed_id"],
+             experiment_id or "-"] + ([] if resources else ["--keep-resources"]))
+    except Exception as e:
+        report.problems.append("cleaning %s failed: %s" % (name, e))
+        return
+    done = reply.get("report") or {}
+    report.killed += ["%s: %s" % (name, line) for line in done.get("killed", [])]
+    report.cleaned += ["%s: %s" % (name, line) for line in done.get("cleaned", [])]
+    report.problems += ["%s: %s" % (name, line) for line in done.get("problems", [])]
+
+
+def _remote_testbeds(doc: dict) -> Dict[int, dict]:
+    """testbed guid -> its manifest entry, for testbeds run on another host (the entry
+    says how to reach it: ``access``)."""
+    return {int(key): info for key, info in (doc.get("testbeds") or {}).items()
+            if str(key).isdigit() and isinstance(info, dict) and info.get("access")
+            and info.get("root_dir") and info.get("testbed_id")}
+
+
 def clean_testbed(root_dir: str, testbed_guid: int, testbed_id: Optional[str],
                   testbed_root: str, resources: bool = True,
                   report: Optional[CleanReport] = None) -> CleanReport:
     """What is left of one testbed: its daemon (by record), its runtime files and, unless
-    ``resources`` is False (the Recover policy re-attaches to them), its resources."""
+    ``resources`` is False (the Recover policy re-attaches to them), its resources -- on
+    the host it ran on."""
     report = report if report is not None else CleanReport()
     manifest = Manifest(root_dir)
     doc = _read_manifest(root_dir, report)
     key = testbed_key(testbed_guid)
     entry = (doc.get("daemons") or {}).get(key)
+    remote = _remote_testbeds(doc).get(testbed_guid)
+    if remote is not None:
+        _clean_over_ssh(testbed_guid, remote, doc.get("experiment_id"), resources, report)
+        if isinstance(entry, dict):
+            manifest.update(key, state="lost")
+        return report
     if isinstance(entry, dict):
         kill_daemon(key, entry, doc.get("experiment_id"), report)
         if entry.get("host", LOCAL) == LOCAL:
@@ -197,13 +266,7 @@ def clean_testbed(root_dir: str, testbed_guid: int, testbed_id: Optional[str],
                                               ROLE_TESTBED), entry, report)
         manifest.update(key, state="lost")
     if resources and testbed_id:
-        try:
-            cleanup_testbed(testbed_id, testbed_root)
-            report.cleaned.append("testbed %s (%s)" % (testbed_guid, testbed_id))
-        except Exception as e:
-            _logger.error("cleaning testbed %s failed: %s", testbed_guid, e)
-            report.problems.append("cleaning testbed %s (%s) failed: %s"
-                                   % (testbed_guid, testbed_id, e))
+        _run_cleanup_hook(testbed_id, testbed_root, testbed_guid, report)
     return report
 
 
@@ -219,17 +282,15 @@ def clean_root(root_dir: str) -> CleanReport:
     if EC_KEY in daemons:
         kill_daemon(EC_KEY, daemons[EC_KEY], experiment_id, report)
     _kill_own_nepid(root_dir, daemons.get(EC_KEY), report)
+    remote = _remote_testbeds(doc)
     for key in sorted(k for k in daemons if k != EC_KEY):
-        kill_daemon(key, daemons[key], experiment_id, report)
+        if daemons[key].get("testbed_guid") not in remote:
+            kill_daemon(key, daemons[key], experiment_id, report)
+    for guid, info in sorted(remote.items()):
+        _clean_over_ssh(guid, info, experiment_id, True, report)
     for guid, (testbed_id, root) in sorted(recorded_testbeds(doc).items()):
-        if not testbed_id:
-            continue
-        try:
-            cleanup_testbed(testbed_id, root)
-            report.cleaned.append("testbed %s (%s)" % (guid, testbed_id))
-        except Exception as e:
-            report.problems.append("cleaning testbed %s (%s) failed: %s"
-                                   % (guid, testbed_id, e))
+        if testbed_id and guid not in remote:
+            _run_cleanup_hook(testbed_id, root, guid, report)
     for layout in _layouts(root_dir, doc):
         remove_runtime_files(layout, _entry_for(doc, layout), report)
     if forget_link_keys(root_dir):

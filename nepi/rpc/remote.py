@@ -3,11 +3,17 @@ JSON line on stdout, its ready record and secret for the client at the other end
 
     python3 -m nepi.rpc.remote launch ROLE ROOT_DIR [daemon args...]
     python3 -m nepi.rpc.remote attach ROLE ROOT_DIR
+    python3 -m nepi.rpc.remote clean testbed ROOT_DIR TESTBED_ID OWNER [--keep-resources]
+
+``clean`` removes what a testbed of experiment OWNER left in ROOT_DIR on this host, by
+record: its daemon if its ready record carries OWNER, its runtime files and (unless
+--keep-resources) its resources through the testbed's cleanup hook.
 """
 
 import json
 import sys
 
+from nepi.rpc.cleanup import clean_testbed_here
 from nepi.rpc.launcher import launch
 from nepi.rpc.layout import DaemonLayout
 from nepi.rpc.liveness import is_same_process
@@ -17,12 +23,18 @@ from nepi.util.files import read_json
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 3 or argv[0] not in ("launch", "attach"):
+    if len(argv) < 3 or argv[0] not in ("launch", "attach", "clean") or \
+            (argv[0] == "clean" and len(argv) < 5):
         print(__doc__, file=sys.stderr)
         return 2
     action, role, root_dir, rest = argv[0], argv[1], argv[2], argv[3:]
     layout = DaemonLayout(root_dir, role)
     try:
+        if action == "clean":
+            report = clean_testbed_here(root_dir, rest[0], rest[1],
+                                        resources="--keep-resources" not in rest[2:])
+            print(json.dumps({"report": report.__dict__}))
+            return 0
         if action == "launch":
             record = launch(role, root_dir, rest)
         else:

@@ -44,15 +44,20 @@ class SshTarget:
             raise NepiError("%s %r is not %s" % (DC.DEPLOYMENT_USER, self.user,
                                                  validation.is_login_name.expected))
         self.key = get(DC.DEPLOYMENT_KEY)
+        self.known_hosts = get(DC.DEPLOYMENT_KNOWN_HOSTS)
         self.agent = get(DC.USE_AGENT)
         self.sudo = get(DC.USE_SUDO)
         self.setup = get(DC.DEPLOYMENT_ENVIRONMENT_SETUP)
         self.log_level = get(DC.LOG_LEVEL)
 
     def ssh_argv(self, *extra: str) -> List[str]:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-                "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5",
-                "-p", str(self.port), "-l", self.user]
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-o", "ServerAliveInterval=5", "-p", str(self.port), "-l", self.user]
+        if self.known_hosts:             # the host must be in it: no trust on first use
+            argv += ["-o", "UserKnownHostsFile=%s" % self.known_hosts,
+                     "-o", "StrictHostKeyChecking=yes"]
+        else:
+            argv += ["-o", "StrictHostKeyChecking=accept-new"]
         if self.key:
             argv += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
         if self.agent:

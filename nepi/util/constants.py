@@ -86,6 +86,7 @@ class DeploymentConfiguration:
     DEPLOYMENT_USER = "deployment_user"
     DEPLOYMENT_PORT = "deployment_port"
     DEPLOYMENT_KEY = "deployment_key"
+    DEPLOYMENT_KNOWN_HOSTS = "deployment_known_hosts"
     DEPLOYMENT_ENVIRONMENT_SETUP = "deployment_environment_setup"
     ROOT_DIRECTORY = "rootDirectory"
     USE_AGENT = "useAgent"

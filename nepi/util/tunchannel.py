@@ -80,6 +80,8 @@ COUNTERS = ("frames_in", "frames_out", "frames_dropped", "frames_forged", "frame
             "frames_malformed", "frames_oversized", "connections_rejected")
 REFUSED = COUNTERS[3:]     # what a stranger or a broken peer causes
 LINK_KEYS = "_link_keys"   # cross data entry: {str(local guid): link key, hex}
+PEER_HOST = "_host"        # cross data entry: the host the peer's testbed runs on
+OWN_HOST = "_own_host"     # ... and the receiving testbed's (None: the controller's host)
 STATS = "tun_stats"        # element attribute: the counters as "name=value ..."
 
 
@@ -321,10 +323,13 @@ class TunChannel:
         self.tun_socket = sock
         self.tun_fd = sock.fileno()
 
-    def bind(self, proto: str, address: str = "127.0.0.1", port: int = 0) -> None:
+    def bind(self, proto: str, address: str = "127.0.0.1", port: int = 0,
+             advertise: Optional[str] = None) -> None:
         """Open the local endpoint now, so its address and port can be published. A port
         already in use (e.g. the one a restarted testbed had, read back from the execute
-        XML) is replaced by a free one: the peer learns the port actually bound."""
+        XML) is replaced by a free one: the peer learns the port actually bound.
+        ``advertise``: the address to publish instead of the bound one (a wildcard bind
+        is reached at the host's name)."""
         if proto not in ("udp", "tcp"):
             raise ValueError("TunChannel protocol must be udp or tcp, not %r" % proto)
         try:
@@ -334,6 +339,8 @@ class TunChannel:
                 raise
             _logger.info("TunChannel port %s/%d is in use: binding a free one", proto, port)
             self._bind(proto, address, 0)
+        if advertise:
+            self.tun_addr = advertise
 
     def _bind(self, proto: str, address: str, port: int) -> None:
         self.tun_proto = proto
@@ -727,6 +734,35 @@ def link_key(cross_data: dict, guid: int) -> Optional[str]:
     local element ``guid``."""
     keys = cross_data.get(LINK_KEYS) or {}
     return keys.get(str(guid)) or keys.get(guid)
+
+
+def endpoint_addresses(cross_data: dict) -> Tuple[str, Optional[str]]:
+    """(address to bind, address to publish or None for the bound one) of a channel end
+    whose peer ``cross_data`` describes. Both testbeds on one host: loopback. Otherwise
+    the address this host reaches the peer's host from (the peer sees it as our source
+    address), or, if the peer runs on the controller's host (whose address as seen from
+    here is unknown), every address, published as the name the controller gave this
+    testbed's host."""
+    peer, own = cross_data.get(PEER_HOST), cross_data.get(OWN_HOST)
+    if peer == own:
+        return "127.0.0.1", None
+    if peer is not None:
+        local = source_address(peer)
+        if local is not None:
+            return local, None
+    return "0.0.0.0", own
+
+
+def source_address(host: str) -> Optional[str]:
+    """The IPv4 address this host's routes use to reach ``host`` (None if unreachable or
+    unresolvable). A connected UDP socket sends nothing."""
+    try:
+        address = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, 9))
+            return probe.getsockname()[0]
+    except OSError:
+        return None
 
 
 def connect_cross_peer(channel: TunChannel, guid: int, cross_data: dict,

@@ -2,7 +2,7 @@
 
 import socket
 
-from nepi.util.tunchannel import STATS, TunChannel, connect_cross_peer
+from nepi.util.tunchannel import STATS, TunChannel, connect_cross_peer, endpoint_addresses
 
 
 def _require_ethernet(testbed_instance, device, cross_data):
@@ -56,7 +56,8 @@ def tunchannel_init(testbed_instance, guid, cross_data, proto):
     cipher = testbed_instance.get(guid, "tun_cipher")
     if cipher:
         channel.tun_cipher = cipher
-    channel.bind(proto, "127.0.0.1", testbed_instance.get(guid, "tun_port") or 0)
+    bind_to, advertise = endpoint_addresses(cross_data)
+    channel.bind(proto, bind_to, testbed_instance.get(guid, "tun_port") or 0, advertise)
     for name, value in (("tun_proto", proto), ("tun_addr", channel.tun_addr),
                         ("tun_port", channel.tun_port)):
         testbed_instance.set(guid, name, value)

@@ -950,7 +950,9 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         cipher = base.get(self, guid, "tun_cipher")
         if cipher:
             channel.tun_cipher = cipher
-        channel.bind(proto, "127.0.0.1", base.get(self, guid, "tun_port") or 0)
+        from nepi.util.tunchannel import endpoint_addresses
+        bind_to, advertise = endpoint_addresses(cross_data)
+        channel.bind(proto, bind_to, base.get(self, guid, "tun_port") or 0, advertise)
         self._publish(guid, tun_proto=proto, tun_addr=channel.tun_addr,
                       tun_port=channel.tun_port)
 
