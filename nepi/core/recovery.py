@@ -57,13 +57,27 @@ class LivenessWatcher:
         if self._thread is not threading.current_thread():
             self._thread.join(5)
 
+    @staticmethod
+    def _failure(testbed) -> Optional[str]:
+        try:
+            failure = testbed.failure()
+        except Exception as e:           # an older or busy daemon: liveness decides
+            _logger.debug("cannot ask a testbed whether it failed: %s", e)
+            return None
+        return "it failed: %s" % failure if failure else None
+
     def _run(self) -> None:
         misses: Dict[int, int] = {}
         while not self._stop.wait(self._interval):
             lost = {}
             for g, testbed in list(self._testbeds().items()):
+                if self._ignore(g):
+                    continue
                 record = self._launcher.process(testbed)
-                if record is None or self._ignore(g):
+                if record is None:         # in-process: it can only report its own failure
+                    failure = self._failure(testbed)
+                    if failure:
+                        lost[g] = failure
                     continue
                 if not self._launcher.is_alive(testbed):
                     lost[g] = "daemon process %s died" % record.get("pid")
@@ -73,6 +87,9 @@ class LivenessWatcher:
                         lost[g] = "daemon process %s stopped answering" % record.get("pid")
                 else:
                     misses.pop(g, None)
+                    failure = self._failure(testbed)
+                    if failure:
+                        lost[g] = failure
             if lost and not self._stop.is_set():
                 with self._lock:
                     if not self._stop.is_set():
@@ -137,8 +154,14 @@ class Recovery:
             self._event("recover", g, "lost", "%s; policy %s" % (reason, policy))
             _logger.warning("testbed %d lost (%s); applying policy %s", g, reason, policy)
             gone = self._testbeds.pop(g, None)
-            # Recover re-attaches to what the testbed left: do not clean it up first
-            self._remove_leftovers(g, clean_testbed=policy != DC.POLICY_RECOVER)
+            if gone is not None and self._launcher.process(gone) is None and \
+                    policy != DC.POLICY_RECOVER:
+                # in-process, it reported its own failure: its shutdown removes what it
+                # can reach and keeps the rest in its record for `nepid clean`
+                self._shut_down_failed(g, gone)
+            else:
+                # Recover re-attaches to what the testbed left: do not clean it up first
+                self._remove_leftovers(g, clean_testbed=policy != DC.POLICY_RECOVER)
             if gone is not None:      # its daemon is dead or killed: close what is left
                 self._launcher.forget(gone)
             if policy == DC.POLICY_FAIL:
@@ -304,6 +327,16 @@ class Recovery:
                             ", ".join(how))
         return done
 
+    @staticmethod
+    def _shut_down_failed(testbed_guid: int, testbed) -> None:
+        """An in-process testbed that failed on its own still runs here: shut it down (what
+        it cannot reach is cleaned up by record next)."""
+        try:
+            testbed.shutdown()
+        except Exception as e:
+            _logger.warning("shutting down failed testbed %d: %s (its leftovers are removed "
+                            "by record next)", testbed_guid, e)
+
     def _remove_leftovers(self, testbed_guid: int, clean_testbed: bool = True) -> None:
         """Kill what is left of a lost testbed daemon (by record), remove its runtime
         files and (unless its resources are to be re-attached) its resources."""
@@ -314,9 +347,7 @@ class Recovery:
     # -- the liveness watcher -------------------------------------------------------------
 
     def _start_watcher(self) -> None:
-        if self._watcher is not None:
-            return
-        if not any(self._launcher.process(tb) is not None for tb in self._testbeds.values()):
+        if self._watcher is not None or not self._testbeds:
             return
         self._watcher = LivenessWatcher(self._launcher, lambda: self._testbeds,
                                         lambda g: g in self._failed_testbeds, self._lock,

@@ -151,6 +151,11 @@ class TestbedController:
     def testbed_status(self) -> int:
         raise NotImplementedError
 
+    def failure(self) -> Optional[str]:
+        """Why this testbed failed on its own while running (e.g. a host of it stopped
+        answering), or None: the controller's watcher applies its recovery policy."""
+        return None
+
     def trace(self, guid: int, trace_id: str, attribute: str = "value") -> Any:
         raise NotImplementedError
 

@@ -1,0 +1,2 @@
+TESTBED_ID = "linux"
+TESTBED_VERSION = "0.1"
