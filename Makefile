@@ -4,9 +4,9 @@
 PYTHON ?= python
 EXAMPLE_OUT ?= build/mock-experiment.xml
 
-# Tools the netns testbed, the traces and the daemons need.
+# Tools the netns testbed, the traces, the daemons and `nepi plot` (graphviz) need.
 DEB_PACKAGES = iproute2 iputils-ping tcpdump tshark iperf3 openssh-server openssh-client \
-	procps systemd g++
+	procps systemd g++ graphviz
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all install install-deb install-python test example example-design bench bench-deps lint \
@@ -65,7 +65,7 @@ hosts-down:
 
 # Extra Debian packages the benchmarks compare against (Mininet with Linux bridges).
 bench-deps:
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mininet bridge-utils
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mininet bridge-utils pssh
 
 bench:
 	@found=0; \

@@ -23,6 +23,24 @@ def brief(value: object, limit: int = BRIEF_LIMIT, quote: bool = True) -> str:
     return "%s... (%d characters)" % (text[:limit], size)
 
 
+def describe_element(guid: object, label: object = None, factory_id: object = None,
+                     testbed: object = None, kind: str = "element") -> str:
+    """How messages name a testbed or an element of a design:
+    ``element 3 (label 'n1', Node, testbed 1 mock)``. Every part is optional (a guid that
+    could not be read is left out); untrusted parts are cut with brief()."""
+    text = kind if guid is None else "%s %s" % (kind, brief(guid, quote=False))
+    details = []
+    if label:
+        details.append("label %s" % brief(label))
+    if factory_id:
+        details.append(brief(factory_id, quote=False))
+    if testbed:
+        details.append("testbed %s" % brief(testbed, quote=False))
+    if details:
+        text += " (" + ", ".join(details) + ")"
+    return text
+
+
 class AttributeValueError(NepiError, ValueError):
     """A value does not fit an attribute (type, range, allowed values or validation)."""
 
@@ -59,18 +77,8 @@ class Problem:
     def location(self) -> str:
         if self.guid is None:
             return "experiment"
-        what = "testbed" if self.factory_id is None else "element"
-        text = "%s %d" % (what, self.guid)
-        details = []
-        if self.label:
-            details.append("label %s" % brief(self.label))
-        if self.factory_id:
-            details.append(brief(self.factory_id, quote=False))
-        if self.testbed:
-            details.append("testbed %s" % brief(self.testbed, quote=False))
-        if details:
-            text += " (" + ", ".join(details) + ")"
-        return text
+        return describe_element(self.guid, self.label, self.factory_id, self.testbed,
+                                "testbed" if self.factory_id is None else "element")
 
     def __str__(self) -> str:
         attr = ", attribute %s" % brief(self.attribute) if self.attribute else ""

@@ -2,6 +2,7 @@
 as a real subprocess, with testbed daemons over real sockets where the design asks for
 them. Every test checks that no daemon of its root dirs is left (psutil)."""
 
+import base64
 import io
 import os
 import signal
@@ -41,7 +42,7 @@ def test_run_mock_example(tmp_path):
     proc = nepi("run", design, "--root-dir", root, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr == ""
-    assert (root / "traces" / "1" / "6-fake.txt").read_text() == PING_TEXT
+    assert (root / "traces" / "tb-mock" / "app1-fake.txt").read_text() == PING_TEXT
     for name in ("experiment.xml", "execute.xml", "manifest.json"):
         assert (root / name).is_file(), name
     lines = proc.stdout.splitlines()
@@ -63,7 +64,7 @@ def test_run_with_a_testbed_daemon_copies_its_traces(tmp_path):
     root = tmp_path / "root"
     proc = nepi("run", design, "--root-dir", root, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (root / "traces" / "1" / "6-fake.txt").read_text() == PING_TEXT
+    assert (root / "traces" / "tb-mock" / "app1-fake.txt").read_text() == PING_TEXT
     assert (root / "logs" / "testbed-1.log").is_file()
     assert "logs:   %s" % (root / "logs") in proc.stdout
     assert runtime_files(root) == []
@@ -75,7 +76,7 @@ def test_run_quiet_prints_nothing(tmp_path):
     proc = nepi("run", "-q", design, "--root-dir", root, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
-    assert (root / "traces" / "1" / "6-fake.txt").read_text() == PING_TEXT
+    assert (root / "traces" / "tb-mock" / "app1-fake.txt").read_text() == PING_TEXT
 
 
 def test_run_design_with_problems_exits_1_and_deploys_nothing(tmp_path):
@@ -308,18 +309,32 @@ def test_follow_polls_until_the_final_event():
 
 
 def test_copy_traces_writes_each_trace_and_reports_failures(tmp_path):
+    """Exact bytes where the testbed gives them (base64), text where it only has text;
+    names from labels (guids when missing or shared), extensions from the testbed's file."""
+    pcap = b"\xd4\xc3\xb2\xa1" + bytes(range(256))
+
     class Controller:
         def traces_info(self):
-            return {1: {6: {"fake": {}, "bin/ary": {}}, 8: {"broken": {}}}}
+            return {1: {6: {"fake": {}, "bin/ary": {}}, 8: {"broken": {}},
+                        9: {"pcap": {"filepath": "/x/9-iface.pcap"}}, 10: {"stdout": {}}}}
+
+        def labels(self):
+            return {1: "lab", 6: "ping", 9: "n1", 10: "n1"}
 
         def trace(self, guid, trace_id, attribute):
-            assert attribute == "value"
             if trace_id == "broken":
                 raise RuntimeError("no such trace")
+            if attribute == "base64":
+                if trace_id == "pcap":
+                    return base64.b64encode(pcap).decode()
+                raise ValueError("no file")            # e.g. the mock testbed
             return b"\x00\x01" if trace_id == "bin/ary" else "text"
 
     result = copy_traces(Controller(), str(tmp_path))
-    assert (tmp_path / "traces" / "1" / "6-fake.txt").read_text() == "text"
-    assert (tmp_path / "traces" / "1" / "6-bin_ary.txt").read_bytes() == b"\x00\x01"
-    assert len(result.written) == 2
+    assert (tmp_path / "traces" / "lab" / "ping-fake.txt").read_text() == "text"
+    assert (tmp_path / "traces" / "lab" / "ping-bin_ary.txt").read_bytes() == b"\x00\x01"
+    # two elements labelled n1: each named by its guid
+    assert (tmp_path / "traces" / "lab" / "9-pcap.pcap").read_bytes() == pcap
+    assert (tmp_path / "traces" / "lab" / "10-stdout.txt").read_text() == "text"
+    assert len(result.written) == 4
     assert result.errors == ["trace 'broken' of element 8: no such trace"]

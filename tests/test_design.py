@@ -405,8 +405,9 @@ def test_get_attribute_list_filtering():
         {"fake", "test", "cross", "maxAddresses", "label"}
     assert set(iface.get_attribute_list(Attribute.Metadata)) == {"maxAddresses", "label"}
     tb_attrs = desc.get_attribute_list()
-    assert len(tb_attrs) == 17 and {"fake", "test", "homeDirectory", "label",
-                                    "deployment_mode", "recoveryPolicy"} <= set(tb_attrs)
+    assert len(tb_attrs) == 18 and {"fake", "test", "homeDirectory", "label",
+                                    "deployment_mode", "recoveryPolicy",
+                                    "useSudo"} <= set(tb_attrs)
     assert "fake" not in desc.get_attribute_list(Attribute.ExecImmutable)
 
 

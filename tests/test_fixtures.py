@@ -257,3 +257,40 @@ def test_testbed_fixture(name, testbed_id, attributes, addresses):
     assert sorted(a.get_attribute_value("Address") for b in tbd.boxes
                   for a in getattr(b, "addresses", [])) == addresses
     assert exp.problems() == []
+
+
+# ---------------------------------------------------------------------------------------
+# nepi2-mock-single-one-sided.xml: connections recorded on one end only (NEPI 2 leniency)
+# ---------------------------------------------------------------------------------------
+
+def test_connection_recorded_on_one_end_loads_connected_on_both():
+    """NEPI 2 loads a file that records a connection under one of its elements only, and
+    connects both ends: so does nepi, without a problem, giving the design the complete
+    file gives."""
+    exp = load("nepi2-mock-single-one-sided.xml")
+    assert exp.problems() == []
+    exp.validate()
+    if4, if5, app, node2 = (exp.box(g) for g in (4, 5, 6, 2))
+    assert if5.connector("iface").get_connected_box() is if4
+    assert if4.connector("iface").get_connected_box() is if5
+    assert app.connector("node").get_connected_box() is node2
+    assert [p.box.guid for p in node2.connector("apps").connections] == [6]
+    # the same design as the file recording every connection on both ends
+    original = load("nepi2-mock-single.xml")
+    assert_matches_file(exp, fixture_text("nepi2-mock-single.xml"))
+    xml = assert_roundtrip_stable(exp)
+    assert xml == original.to_xml()
+    # written back, each connection is on both ends
+    assert '<connection connector="iface" other_connector="iface" other_guid="4"/>' in xml
+    assert '<connection connector="node" other_connector="apps" other_guid="2"/>' in xml
+
+
+def test_connection_recorded_on_one_end_is_completed_when_read():
+    """The reader records both ends (so `nepi show` and `nepi validate` see them too)."""
+    from nepi.util.parser._xml import XmlExperimentParser
+    data = XmlExperimentParser().from_xml_to_data(
+        fixture_text("nepi2-mock-single-one-sided.xml"))
+    complete = XmlExperimentParser().from_xml_to_data(fixture_text("nepi2-mock-single.xml"))
+    for guid in complete.box_guids():
+        assert sorted(data.get_connection_data(guid)) == \
+            sorted(complete.get_connection_data(guid)), guid

@@ -93,8 +93,9 @@ def test_long_bad_value_is_quoted_cut_short():
     with pytest.raises(XmlFormatError) as info:
         XmlExperimentParser().from_xml_to_data(xml, source="fuzz.xml")
     message = str(info.value)
-    assert message.startswith("fuzz.xml:line 3: attribute 'value' of <factory_attribute> "
-                              "must be an integer, got '1{#[left].addr[9999")
+    assert message.startswith("fuzz.xml:line 3: element 2 (Node, testbed 1 mock), factory "
+                              "attribute 'maxAddresses': expected an integer, got "
+                              "'1{#[left].addr[9999")
     assert message.endswith("... (5028 characters)")
     assert len(message) < SHORT_MESSAGE
 
@@ -106,7 +107,9 @@ def test_guid_beyond_64_bits_is_refused():
     with pytest.raises(XmlFormatError) as info:
         XmlExperimentParser().from_xml_to_data(xml)
     message = str(info.value)
-    assert message.startswith("line 3: guid must be at most %d, got 1000" % MAX_GUID)
+    assert message.startswith("line 3: element (Node, testbed 1 mock), guid: expected a guid "
+                              "(an integer from 1 to 2^63-1), got '1000")
+    assert str(MAX_GUID + 1) not in message
     assert message.endswith("... (4001 characters)")
 
 
@@ -186,5 +189,6 @@ def test_value_xml_cannot_hold_is_refused_when_writing():
     node.set_attribute_value("test", "{#[GUID-0].route[1].[Device]#}\x02")
     with pytest.raises(AttributeValueError) as info:
         exp.to_xml()
-    assert str(info.value) == ("element 2, attribute 'test': control character '\\x02' "
+    assert str(info.value) == ("element 2 (Node, testbed 1 mock), attribute 'test': "
+                               "control character '\\x02' "
                                "cannot be stored in XML: '{#[GUID-0].route[1].[Device]#}\\x02'")

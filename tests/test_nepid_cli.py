@@ -89,7 +89,7 @@ def test_start_status_run_stop_cycle(tmp_path, design):
     stop = nepid("stop", "--root-dir", root)
     assert stop.returncode == 0, stop.stderr
     assert "nepid (pid %d) stopped" % pid in stop.stdout
-    assert (root / "traces" / "1" / "6-fake.txt").read_text() == PING_TEXT
+    assert (root / "traces" / "tb-mock" / "app1-fake.txt").read_text() == PING_TEXT
     assert daemons_under(root) == []
     assert runtime_files(root) == []
     for kept in ("experiment.xml", "execute.xml", "logs/nepid.log", "logs/testbed-1.log",
@@ -210,7 +210,7 @@ def test_kill9_then_status_and_recover_keep_the_testbed_daemons(tmp_path, design
     assert "experiment: started" in status.stdout
     stop = nepid("stop", "--root-dir", root)
     assert stop.returncode == 0, stop.stderr
-    assert (root / "traces" / "1" / "6-fake.txt").read_text() == PING_TEXT
+    assert (root / "traces" / "tb-mock" / "app1-fake.txt").read_text() == PING_TEXT
     assert daemons_under(root) == []
 
 

@@ -3,10 +3,10 @@
     nepi [--debug] validate FILE.xml [FILE.xml ...]
     nepi [--debug] show FILE.xml
     nepi [--debug] run FILE.xml --root-dir DIR [--duration S] [--timeout S] [-q]
+    nepi [--debug] plot FILE.xml -o FILE.svg|.png|.pdf [--layout ENGINE] [--compact]
 
 Each subcommand is one entry of COMMANDS (name -> Command): a help line, a function adding
 its arguments to its parser, and a function running it and returning the exit code.
-``plot`` will be added there.
 """
 
 import argparse
@@ -238,7 +238,16 @@ COMMANDS: Dict[str, Command] = {
                    "copy its traces and shut it down",
                    lambda parser: _run_module().add_arguments(parser),
                    lambda args: _run_module().cmd_run(args)),
+    "plot": Command("draw the topology of an experiment design (testbeds, nodes, "
+                    "interfaces and addresses, links) to FILE.svg, .png or .pdf",
+                    lambda parser: _pictures_module().add_plot_arguments(parser),
+                    lambda args: _pictures_module().cmd_plot(args)),
 }
+
+
+def _pictures_module():
+    from nepi.cli import pictures
+    return pictures
 
 
 def _run_module():

@@ -348,7 +348,8 @@ def cmd_run(args) -> int:
         started_here = True
         say("nepid started (pid %s) serving %s" % (proxy.pid, root_dir))
     testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
-    display = ProgressDisplay(testbeds, quiet=args.quiet, origin=time.time())
+    display = ProgressDisplay(testbeds, quiet=args.quiet, origin=time.time(),
+                              elements=len(data.box_guids()))
     pid = proxy.pid
     try:
         try:
@@ -519,6 +520,36 @@ def _root_dir_argument(parser, remote: bool = False) -> None:
         _remote_arguments(parser)
 
 
+def _exec_arguments(parser) -> None:
+    from nepi.cli import exec_cmd
+    exec_cmd.add_exec_arguments(parser)
+
+
+def cmd_exec(args) -> int:
+    from nepi.cli import exec_cmd
+    return exec_cmd.run_exec(args, _target)
+
+
+def _shell_arguments(parser) -> None:
+    from nepi.cli import exec_cmd
+    exec_cmd.add_shell_arguments(parser)
+
+
+def cmd_shell(args) -> int:
+    from nepi.cli import exec_cmd
+    return exec_cmd.run_shell(args, _target)
+
+
+def _traces_arguments(parser) -> None:
+    from nepi.cli import traces_cmd
+    traces_cmd.add_arguments(parser)
+
+
+def cmd_traces(args) -> int:
+    from nepi.cli import traces_cmd
+    return traces_cmd.run(args, _target)
+
+
 def _with_root_dir(add_arguments, remote: bool = False):
     """A command's arguments after --root-dir (and, with ``remote``, --connect...)."""
     def add(parser):
@@ -539,9 +570,19 @@ COMMANDS: Dict[str, Command] = {
                    "deployment", _with_root_dir(_run_arguments, remote=True), cmd_run),
     "recover": Command("restart a killed nepid and re-attach it to its experiment",
                        _with_root_dir(_recover_arguments), cmd_recover),
+    "events": (lambda m: Command(m.HELP, _with_root_dir(m.add_arguments), m.run))(
+        __import__("nepi.cli.events_cmd", fromlist=["run"])),
+    "timeline": (lambda m: Command(m.HELP, _with_root_dir(m.add_arguments), m.run))(
+        __import__("nepi.cli.timeline_cmd", fromlist=["run"])),
     "clean": Command("kill leftover daemons of a root directory and remove their runtime "
                      "files and testbed leftovers", _with_root_dir(_clean_arguments),
                      cmd_clean),
+    "exec": Command("run a command in a node of the running experiment (NODE -- CMD...)",
+                    _with_root_dir(_exec_arguments, remote=True), cmd_exec),
+    "shell": Command("open an interactive shell in a node of the running experiment",
+                     _with_root_dir(_shell_arguments, remote=True), cmd_shell),
+    "traces": Command("list the running experiment's traces, or print or follow one",
+                      _with_root_dir(_traces_arguments, remote=True), cmd_traces),
     "certs": Command("make a CA, a server certificate and client certificates for "
                      "`nepid start --listen` (existing ones are kept)", _certs_arguments,
                      cmd_certs),

@@ -12,6 +12,15 @@ Output: one line per phase and testbed once that testbed finished the phase::
 failures with their message, and a final line when the whole deployment is done or failed.
 When the output is a terminal and an event carries ``total > 0``, an updating bar shows
 how far the phase is. Quiet mode prints nothing (errors are reported by the command).
+
+A deployment of BAR_THRESHOLD elements or more, on a terminal, shows instead one live bar
+per phase (testbeds done of those in the phase), kept as a line once the phase is over::
+
+      create        [##################------------]   3/5 testbeds  1.2 s
+
+Applications ("application" events: started, finished) are counted; each one that finishes
+gets a line, and once ``show_applications()`` was called (``nepi run`` waiting for them)
+their counts are shown: a live line on a terminal, one line otherwise.
 """
 
 import sys
@@ -37,7 +46,9 @@ PHASE_NAMES = {
 }
 
 FINAL_PHASE = "deploy"          # the engine's event for the whole deployment (testbed None)
+APPLICATION = "application"     # the engine's events of one application (with its guid)
 BAR_WIDTH = 30
+BAR_THRESHOLD = 100             # elements from which a terminal shows a bar per phase
 
 
 def phase_name(phase: str) -> str:
@@ -56,7 +67,9 @@ class ProgressDisplay:
 
     def __init__(self, testbeds: Optional[Dict[int, str]] = None, stream=None,
                  quiet: bool = False, tty: Optional[bool] = None,
-                 origin: Optional[float] = None) -> None:
+                 origin: Optional[float] = None, elements: int = 0) -> None:
+        """``elements``: how many the design deploys (from BAR_THRESHOLD on, a terminal
+        shows one bar per phase instead of a line per phase and testbed)."""
         self.testbeds = dict(testbeds or {})
         self.stream = stream if stream is not None else sys.stdout
         self.quiet = quiet
@@ -75,6 +88,14 @@ class ProgressDisplay:
         self.final: Optional[dict] = None                # the final deploy event, once seen
         self.failures: List[dict] = []
         self.count = 0
+        self.phase_bars = self.tty and not quiet and elements >= BAR_THRESHOLD
+        self._live: Optional[str] = None          # the line kept at a terminal's bottom
+        self._bar_phase: Optional[str] = None     # the phase of the live bar
+        self._bar_begin: Optional[float] = None
+        self._bar_time: Optional[float] = None
+        self._bar_sets: Dict[str, set] = {}       # running / done / failed -> testbeds
+        self.apps: Dict[int, str] = {}            # application guid -> started | finished
+        self._show_apps = False
 
     # -- formatting ----------------------------------------------------------------------
 
@@ -119,6 +140,26 @@ class ProgressDisplay:
             phase_name(str(event.get("phase"))), self.testbed_name(event.get("testbed")),
             "#" * filled, "-" * (BAR_WIDTH - filled), done, total)
 
+    def format_phase_bar(self) -> str:
+        sets = self._bar_sets
+        done, failed = len(sets["done"]), len(sets["failed"])
+        total = max(1, len(sets["running"] | sets["done"] | sets["failed"]))
+        filled = int(BAR_WIDTH * min(done + failed, total) / total)
+        elapsed = max(0.0, (self._bar_time or 0.0) - (self._bar_begin or 0.0))
+        return "  %-13s [%s%s] %3d/%d testbed%s%s  %.1f s" % (
+            phase_name(str(self._bar_phase)), "#" * filled, "-" * (BAR_WIDTH - filled),
+            done, total, "" if total == 1 else "s",
+            ", %d failed" % failed if failed else "", elapsed)
+
+    def application_counts(self) -> Dict[str, int]:
+        states = list(self.apps.values())
+        return {"running": states.count("started"), "finished": states.count("finished")}
+
+    def format_applications(self) -> str:
+        counts = self.application_counts()
+        return "  applications: %d running, %d finished" % (counts["running"],
+                                                           counts["finished"])
+
     # -- output --------------------------------------------------------------------------
 
     def _write(self, text: str) -> None:
@@ -140,6 +181,78 @@ class ProgressDisplay:
     def _print(self, line: str) -> None:
         self._clear_bar()
         self._write(line + "\n")
+        if self._live is not None:          # a live line stays at the bottom
+            self._write(self._live)
+            self._bar_shown = True
+
+    def _show_live(self, text: Optional[str]) -> None:
+        self._clear_bar()
+        self._live = None if text is None else printable(text)
+        if self._live is not None:
+            self._write(self._live)
+            self._bar_shown = True
+
+    def _live_text(self) -> Optional[str]:
+        if self._bar_phase is not None:
+            return self.format_phase_bar()
+        if self._show_apps and self.tty and not self.quiet and self.apps:
+            return self.format_applications()
+        return None
+
+    def _end_phase_bar(self) -> None:
+        """The live bar's phase is over: keep its last state as a line."""
+        if self._bar_phase is None:
+            return
+        line = printable(self.format_phase_bar())
+        self._bar_phase = None
+        self._show_live(None)
+        self._write(line + "\n")
+        self._show_live(self._live_text())
+
+    def _phase_bar_event(self, event: dict) -> None:
+        phase, state = event.get("phase"), event.get("state")
+        when = event.get("time") or time.time()
+        if phase != self._bar_phase:
+            self._end_phase_bar()
+            self._bar_phase = phase
+            self._bar_begin = self._phase_begin.get(phase, when)
+            self._bar_sets = {"running": set(), "done": set(), "failed": set()}
+        self._bar_time = when
+        sets = self._bar_sets
+        testbed = event.get("testbed")
+        if state in ("running", "done", "failed"):
+            sets[state].add(testbed)
+        if state == "failed":
+            self._live = None
+            self._print(self.format_line(event))
+        self._show_live(self._live_text())
+
+    def _application_event(self, event: dict) -> None:
+        guid, state = event.get("guid"), event.get("state")
+        before = self.apps.get(guid)
+        self.apps[guid] = state
+        if self._live is not None:            # redrawn below the line, up to date
+            self._live = printable(self._live_text() or "") or None
+        if state == "finished" and before != "finished" and not self.quiet:
+            counts = self.application_counts()
+            message = one_line(event.get("message"))
+            self._print(printable("  application %s of %s finished%s  [%d/%d finished]" % (
+                guid, self.testbed_name(event.get("testbed")),
+                " (%s)" % message if message else "", counts["finished"], len(self.apps))))
+        if self._live is not None or self._live_text() is not None:
+            self._show_live(self._live_text())
+
+    def show_applications(self) -> None:
+        """From now on show how many applications run and finished (``nepi run`` waits
+        for them): a live line on a terminal, else one line now."""
+        with self._lock:
+            self._show_apps = True
+            if self.quiet or not self.apps:
+                return
+            if self.tty:
+                self._show_live(self._live_text())
+            else:
+                self._print(self.format_applications())
 
     # -- events --------------------------------------------------------------------------
 
@@ -156,6 +269,9 @@ class ProgressDisplay:
     def __call__(self, event: dict) -> None:
         with self._lock:
             self.count += 1
+            if event.get("phase") == APPLICATION:
+                self._application_event(event)
+                return
             self._track_time(event)
             state = event.get("state")
             key = (event.get("phase"), event.get("testbed"))
@@ -163,8 +279,16 @@ class ProgressDisplay:
                 self.failures.append(event)
             if event.get("phase") == FINAL_PHASE and event.get("testbed") is None:
                 self.final = event
+                self._end_phase_bar()
                 if not self.quiet:
                     self._print(self.format_final(event))
+                return
+            if self.phase_bars and event.get("testbed") is not None and \
+                    event.get("phase") != "recover":
+                self._running.setdefault(key, event.get("time") or time.time())
+                self._phase_bar_event(event)
+                if state != "running":
+                    self._running.pop(key, None)
                 return
             if state == "running":
                 self._running.setdefault(key, event.get("time") or time.time())
@@ -193,6 +317,9 @@ class ProgressDisplay:
 
     def close(self) -> None:
         with self._lock:
+            self._end_phase_bar()
+            self._show_apps = False
+            self._live = None
             self._clear_bar()
 
 

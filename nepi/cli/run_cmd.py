@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signals = _Signals()
     signals.install()
-    display = ProgressDisplay(testbeds, quiet=quiet)
+    display = ProgressDisplay(testbeds, quiet=quiet, elements=len(data.box_guids()))
     failure: Optional[str] = None
     code = EXIT_OK
     traces_line = None
@@ -134,10 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError("deployment failed: %s" % one_line(e)) from e
         else:
             signals.stage = "wait"
+            display.show_applications()     # running/finished counts, each app finishing
             if signals.event.is_set():      # a signal between start() and here
                 result = WaitResult("interrupted")
             else:
                 result = run.wait(signals.event, args.duration, args.timeout, one_line)
+            display.close()                 # the live counts line ends here
             outcome = result.outcome
             signals.stage = "cleanup"
             say({"finished": "all applications finished",

@@ -3,7 +3,7 @@
 import logging
 from typing import Any, Callable, Dict, List, Optional
 
-from nepi.errors import AttributeValueError
+from nepi.errors import AttributeValueError, brief
 from nepi.util.netrefs import is_single_netref
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ class Attribute:
         value = self.coerce(value)
         problem = self.check_value(value)
         if problem:
-            raise AttributeValueError("Invalid value %r for attribute %s: %s"
-                                      % (value, self._name, problem))
+            raise AttributeValueError("Invalid value %s for attribute %s: %s"
+                                      % (brief(value), brief(self._name, quote=False),
+                                         problem))
         self._value = value
         self._modified = True
 
@@ -144,8 +145,8 @@ class Attribute:
             try:
                 ok = self._validation_function(self, value)
             except Exception as e:   # a validator that cannot judge a value refuses it
-                log.debug("validator of %s raised %r on %r: the value is refused",
-                          self._name, e, value)
+                log.debug("validator of %s raised %s on %s: the value is refused",
+                          self._name, brief(e), brief(value))
                 ok = False
             if not ok:
                 # a validator may say what exactly is wrong with this value
@@ -203,8 +204,8 @@ class AttributesMap:
 
     def set_attribute_value(self, name: str, value: Any) -> None:
         if name not in self._attributes:
-            raise KeyError("%s has no attribute %r (known: %s)"
-                           % (self._attributes_owner(), name,
+            raise KeyError("%s has no attribute %s (known: %s)"
+                           % (self._attributes_owner(), brief(name),
                               ", ".join(sorted(self._attributes)) or "none"))
         try:
             self._attributes[name].set_value(value)

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from nepi.core.attributes import Attribute, AttributesMap
 from nepi.core.factory import Factory
+from nepi.errors import brief
 from nepi.util import validation
 from nepi.util.graphical_info import GraphicalInfo
 from nepi.util.tags import Taggable
@@ -182,7 +183,7 @@ class Box(AttributesMap, Taggable):
         label = self._attributes.get("label")
         text = "element %d (%s" % (self._guid, self._factory_id)
         if label is not None and label.value:
-            text += ", label %r" % label.value
+            text += ", label %s" % brief(label.value)
         return text + ")"
 
     def _attributes_owner(self) -> str:
@@ -196,8 +197,9 @@ class Box(AttributesMap, Taggable):
         try:
             return self._connectors[name]
         except KeyError:
-            raise KeyError("%s has no connector %r (has: %s)"
-                           % (self.describe(), name, ", ".join(self._connectors))) from None
+            raise KeyError("%s has no connector %s (has: %s)"
+                           % (self.describe(), brief(name), ", ".join(self._connectors))) \
+                from None
 
     @property
     def traces(self) -> List[Trace]:
@@ -211,8 +213,8 @@ class Box(AttributesMap, Taggable):
         try:
             return self._traces[trace_id]
         except KeyError:
-            raise KeyError("%s has no trace %r (has: %s)"
-                           % (self.describe(), trace_id, ", ".join(self._traces) or "none")) \
+            raise KeyError("%s has no trace %s (has: %s)"
+                           % (self.describe(), brief(trace_id), ", ".join(self._traces) or "none")) \
                 from None
 
     def trace_help(self, trace_id: str) -> str:

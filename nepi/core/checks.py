@@ -5,6 +5,7 @@ impossible to build (unknown factory, bad value...) are *blocking*; the rest (a 
 with too few connections, an unresolvable netref) still let the design load for editing.
 """
 
+import copy
 from typing import Dict, List, Optional
 
 from nepi.core.metadata import FactoriesProvider, Metadata
@@ -243,8 +244,17 @@ class _Checker:
                 continue
             back = data.data[other_guid].get("connections", {}).get(other_connector, {})
             if back.get(guid) != connector:
-                self.add(guid, "%s is not recorded on element %d as well (connections must "
-                         "appear on both ends)" % (where, other_guid), connector)
+                # a record on one end only was completed (one_sided_connections): the ends
+                # disagree, and which connection was meant cannot be told
+                theirs = ["%s -> %d.%s" % (brief(c, quote=False), guid, brief(oc, quote=False))
+                          for (c, og, oc) in data.get_connection_data(other_guid)
+                          if og == guid]
+                if len(theirs) > 3:
+                    theirs[3:] = ["%d more" % (len(theirs) - 3)]
+                self.add(guid, "%s is not recorded on element %d, which records %s instead "
+                         "(the two ends of a connection must agree)"
+                         % (where, other_guid, ", ".join(theirs) or "no connection"),
+                         connector)
             mine = factory.connector_type(connector)
             theirs = other.connector_type(other_connector)
             must_cross = data.get_box_data(guid)[0] != data.get_box_data(other_guid)[0]
@@ -382,5 +392,10 @@ def _describe_cycle(cycle: List[tuple], shown: int = 10) -> str:
 
 
 def check_data(data: ExperimentData) -> List[Problem]:
-    """Every problem found in ``data``; empty when the design is sound."""
+    """Every problem found in ``data``; empty when the design is sound. A connection
+    recorded on one end only is no problem (NEPI 2 connects both ends; the XML reader and
+    ExperimentDescription.load_data do too): it is checked as if recorded on both."""
+    if data.one_sided_connections():
+        data = copy.deepcopy(data)
+        data.complete_connections()
     return _Checker(data).run()

@@ -54,6 +54,7 @@ class Deployment:
 
     def _parallel(self, phase: str, guids: List[int], fn: Callable[[int], Any]) -> None:
         """Run fn(testbed_guid) for every testbed at once; raise naming each failure."""
+        self._phase_running(phase, guids)
         errors = self._run_each(phase, guids, fn)
         if errors:
             raise self._phase_error(phase, errors)
@@ -129,8 +130,7 @@ class Deployment:
         if not guids:
             return
         self._store.manifest.record_phase(running=phase)
-        for g in guids:
-            self._event(phase, g, "running")
+        self._phase_running(phase, guids)
         errors = self._run_each(phase, guids, fn, lambda g: self._phase_done(phase, g))
         if not errors:
             return
@@ -214,8 +214,11 @@ class Deployment:
         _logger.warning("testbed %d died in %s (%s); applying policy %s", g, phase, reason,
                         policy)
         if policy == DC.POLICY_FAIL:
+            self._journal("policy", policy, g, message="the deployment is rolled back")
             raise self._dead_error(g, phase, reason, "its recovery policy is Fail")
         if g in self._redeployed:
+            self._journal("policy", policy, g, message="already redeployed once: the "
+                          "deployment is rolled back")
             raise self._dead_error(g, phase, reason, "it had already been redeployed once "
                                    "during this deployment (policy %s)" % policy)
         self._redeployed.add(g)
@@ -229,6 +232,8 @@ class Deployment:
             self._after_redeploy_failure(g, phase, e)
         self._event("recover", g, "redeployed", "policy %s: new daemon up to %s"
                     % (policy, (upto or phase).replace("do_", "")))
+        self._journal("policy", policy, g, message="what the dead daemon left removed; "
+                      "testbed redeployed on a new daemon up to %s" % (upto or phase))
 
     def _after_redeploy_failure(self, testbed_guid: int, phase: str, exc: Exception) -> None:
         """Redeploying (or retrying the phase on) a new daemon failed: raise, marking the

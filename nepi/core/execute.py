@@ -22,7 +22,9 @@ from nepi.core.access import deployment_mode
 from nepi.core.checks import check_data
 from nepi.core.cross import Catalog, CrossConnections
 from nepi.core.deployment import SETUP_PHASES, Deployment
+from nepi.core.journal import JournalEvents, set_message
 from nepi.core.launcher import InProcessLauncher, TestbedLauncher
+from nepi.core.live import LiveAccess
 from nepi.core.manifest import SHUTTING_DOWN
 from nepi.core.netref_resolution import NetrefResolver
 from nepi.core.persistence import (Persistence, RootDirStore, check_ssh_targets,
@@ -44,7 +46,8 @@ __all__ = ["DEPLOYMENT_JSON", "DESIGN_XML", "EXECUTE_XML", "SETUP_PHASES",
 _logger = logging.getLogger("nepi.core.execute")
 
 
-class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
+class ExperimentController(Deployment, CrossConnections, Persistence, Recovery,
+                           JournalEvents, LiveAccess):
     """Deploys an experiment design on its testbeds and answers queries about it."""
 
     def __init__(self, experiment_xml, root_dir: Optional[str],
@@ -103,6 +106,7 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         self._launch_pool = concurrent.futures.ThreadPoolExecutor(4, "nepi-launch")
         self._watcher = None
         self._recovery_note: Optional[str] = None   # what a recovery found and did
+        self._journal_init()                        # ROOT/journal.jsonl (nepi.core.journal)
 
     # -- properties ---------------------------------------------------------------------
 
@@ -148,10 +152,17 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         return self._events[since:]
 
     def _event(self, phase: str, testbed_guid: Optional[int], state: str,
-               message: str = "", done: int = 0, total: int = 0) -> None:
+               message: str = "", done: int = 0, total: int = 0,
+               guid: Optional[int] = None, journal: bool = True) -> None:
+        """A progress event (``guid``: the element of an "application" event), also
+        appended to the journal unless ``journal`` is false."""
         event = {"time": time.time(), "phase": phase, "testbed": testbed_guid,
                  "state": state, "message": message, "done": done, "total": total}
+        if guid is not None:
+            event["guid"] = guid
         self._events.append(event)
+        if journal:
+            self._journal_progress(event)
         _logger.info("%s%s: %s%s", phase, "" if testbed_guid is None else
                      " testbed %s" % testbed_guid, state, message and " (%s)" % message)
         for listener in self._listeners:
@@ -171,11 +182,13 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
             self._state = "deploying"
             self._started_time = time.time()
             self._save_state()
+            self._journal("experiment", "deploying")
             try:
                 self._deploy()
             except BaseException as e:
                 self._error = str(e)
                 self._rollback()
+                self._applications_ended("the deployment failed and was rolled back")
                 self._event("deploy", None, "failed", str(e))
                 self._state = "failed"
                 self._save_state()
@@ -218,11 +231,16 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
             _logger.warning("%s (%s)", self._recovery_note,
                             "; ".join(rolled_back) or "nothing was left")
             self._event("recover", None, "done", self._recovery_note)
+            self._journal("experiment", "recovered", message=self._recovery_note)
 
     def stop(self) -> None:
         """Stop every testbed (all are tried; failures are reported together)."""
         with self._lock:
             errors = []
+            journaled = self._state == "started"
+            if journaled:
+                self._journal("experiment", "stopping")
+                self._poll_applications()       # what finished on its own, as such
             for g in self._all_testbed_guids():
                 if g in self._failed_testbeds:
                     continue
@@ -232,9 +250,12 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
                     errors.append("testbed %d: %s" % (g, e))
             self._stop_watcher()
             self._stopped_time = time.time()
+            self._applications_ended("stopped with the experiment")
             if self._state == "started":
                 self._state = "stopped"
                 self._save_state()
+            if journaled:
+                self._journal("experiment", "stopped", message="; ".join(errors))
             if errors:
                 raise NepiError("stop failed: " + "; ".join(errors))
 
@@ -247,12 +268,15 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
             self._stop_watcher()
             # a controller found dead in this state left a shutdown to finish, by record
             self._store.manifest.set_meta(experiment_state=SHUTTING_DOWN)
+            self._journal("experiment", "shutting_down")
             try:
                 self._shutdown_testbeds()
                 forget_link_keys(self._root_dir)
             finally:
+                self._applications_ended("shut down with the experiment")
                 self._state = "shutdown" if self._state != "failed" else self._state
                 self._save_state(shutdown=True)
+                self._journal("experiment", "shutdown")
 
     def release(self) -> None:
         """Let go of every testbed without shutting it down (nepid exiting, not told to
@@ -278,6 +302,8 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
 
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
         self._owner(guid).set(guid, name, value, time)
+        self._journal("set", testbed=self._guid_testbed.get(guid), guid=guid,
+                      message=set_message(name, value))
 
     def get(self, guid: int, name: str, time: str = TIME_NOW) -> Any:
         return self._owner(guid).get(guid, name, time)
@@ -288,6 +314,8 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
     def action(self, guid: int, action: str, time: str = TIME_NOW) -> None:
         """Act on a running element, e.g. ``action(app_guid, "start")`` or ``"stop"``."""
         self._owner(guid).action(time, guid, action)
+        if action == "start":
+            self._application_started(guid)
 
     def get_testbed_id(self, guid: int) -> str:
         return self._owner(guid).testbed_id
@@ -308,8 +336,20 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
                 info[g] = tinfo
         return info
 
+    def labels(self) -> Dict[int, str]:
+        """guid -> label of every labelled testbed and element (readable trace names)."""
+        data = self._data or self._design_data
+        found = {}
+        for guid in list(data.testbed_guids()) + list(data.box_guids()):
+            label = data.get_attribute_data(guid, "label")
+            if label:
+                found[guid] = label
+        return found
+
     def is_finished(self, guid: int) -> bool:
-        return self._owner(guid).status(guid) == AS.STATUS_FINISHED
+        status = self._owner(guid).status(guid)
+        self._application_status(guid, status)
+        return status == AS.STATUS_FINISHED
 
     def status(self, guid: Optional[int] = None) -> int:
         if guid is None:
@@ -331,7 +371,9 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery):
         testbed = self._testbed_for_guid(guid)
         if testbed is None:
             return AS.STATUS_UNDETERMINED
-        return testbed.status(guid)
+        status = testbed.status(guid)
+        self._application_status(guid, status)
+        return status
 
     def failed_testbeds(self) -> Dict[int, str]:
         """testbed guid -> why it failed (after recovery with the Fail policy)."""

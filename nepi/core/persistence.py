@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 from nepi.core.access import AccessConfiguration
 from nepi.core.manifest import Manifest
 from nepi.core.metadata import Metadata
-from nepi.errors import Problem
+from nepi.errors import Problem, brief
 from nepi.util import netrefs, validation
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json, write_atomic, write_json_atomic
@@ -117,7 +117,7 @@ def check_ssh_targets(data) -> List[Problem]:
             value = data.get_attribute_data(g, name)
             if value is not None and not netrefs.has_netref(value) and \
                     not valid(None, value):
-                problems.append(Problem("%r is not %s" % (value, valid.expected), guid=g,
+                problems.append(Problem("%s is not %s" % (brief(value), valid.expected), guid=g,
                                         testbed=data.get_testbed_data(g)[0], attribute=name))
     return problems
 

@@ -9,6 +9,7 @@ removed through the launcher (by record: never anything of another experiment).
 """
 
 import logging
+import os
 import threading
 from typing import Callable, Dict, List, Optional
 
@@ -29,6 +30,10 @@ _logger = logging.getLogger("nepi.core.execute")
 RESUMABLE_STATES = ("deploying",)
 
 
+def _guid_list(guids) -> str:
+    return ", ".join("testbed %d" % g for g in sorted(guids)) or "none"
+
+
 class LivenessWatcher:
     """Polls the testbeds that run in processes of their own: one whose process is gone,
     or that has not answered three times in a row, is reported lost (once per poll, with
@@ -39,8 +44,15 @@ class LivenessWatcher:
 
     def __init__(self, launcher: TestbedLauncher, testbeds: Callable[[], Dict[int, object]],
                  ignore: Callable[[int], bool], lock, on_lost: Callable[[Dict[int, str]], None],
-                 interval: float) -> None:
+                 interval: float,
+                 on_poll: Optional[Callable[[Callable[[], bool]], None]] = None) -> None:
+        """``on_poll(stopping)``: called every ``interval`` too, in a thread of its own
+        (a slow answer there never delays noticing a lost testbed), without ``lock``
+        (the controller asks about its applications there)."""
         self._launcher = launcher
+        self._on_poll = on_poll
+        self._poll_thread = None if on_poll is None else threading.Thread(
+            target=self._run_on_poll, name="nepi-app-poll", daemon=True)
         self._testbeds = testbeds
         self._ignore = ignore
         self._lock = lock
@@ -51,11 +63,23 @@ class LivenessWatcher:
 
     def start(self) -> None:
         self._thread.start()
+        if self._poll_thread is not None:
+            self._poll_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(5)
+        if self._poll_thread is not None and \
+                self._poll_thread is not threading.current_thread():
+            self._poll_thread.join(1)     # a call still in flight ends on its own
+
+    def _run_on_poll(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._on_poll(self._stop.is_set)
+            except Exception:
+                _logger.exception("polling the applications failed")
 
     @staticmethod
     def _failure(testbed) -> Optional[str]:
@@ -141,9 +165,16 @@ class Recovery:
                     lost[g] = str(e)
             self._state = meta.get("experiment_state") if meta.get("experiment_state") in (
                 "started", "stopped") else "started"
+            self._restore_applications()
+            self._journal("daemon", "recovered", message="nepid restarted (pid %d): "
+                          "reconnected to %s, lost %s" % (
+                              os.getpid(), _guid_list(self._testbeds), _guid_list(lost)))
             self._handle_lost(lost)
             self._save_state()
             self._start_watcher()
+            self._journal("experiment", "recovered", message="experiment %s%s" % (
+                self._state, "; failed testbeds: %s" % _guid_list(self._failed_testbeds)
+                if self._failed_testbeds else ""))
 
     def _handle_lost(self, lost: Dict[int, str]) -> None:
         """Apply each lost testbed's recovery policy (called with the lock held)."""
@@ -168,7 +199,11 @@ class Recovery:
                 self._failed_testbeds[g] = "testbed controller lost (%s)" % reason
                 self._error = "testbed %d (%s) lost and its recovery policy is Fail: %s" % (
                     g, self._testbed_id(g), reason)
-                self._state = "failed"
+                was_failed, self._state = self._state == "failed", "failed"
+                self._journal("policy", policy, g, message="testbed marked failed, what "
+                              "it left removed; the experiment failed")
+                if not was_failed:
+                    self._journal("experiment", "failed", message=self._error)
                 continue
             try:
                 self._create_testbed_controller(g, recover=False)
@@ -177,13 +212,25 @@ class Recovery:
                     self._testbeds[g].do_setup()
                     self._testbeds[g].recover()
                     recovered.append(g)
+                    self._journal("daemon", "recovered", g, message="a new daemon "
+                                  "re-attached to the resources the lost one left")
+                    self._journal("policy", policy, g, message="new controller re-attached "
+                                  "to the testbed's resources")
                 else:
                     restart.append(g)
+                    self._journal("daemon", "restarted", g, message="a new daemon, "
+                                  "redeployed from %s" % EXECUTE_XML)
+                    self._journal("policy", policy, g, message="what the lost daemon left "
+                                  "removed; testbed redeployed on a new daemon%s"
+                                  % (" and started" if running else ""))
             except Exception as e:
                 self._failed_testbeds[g] = "%s policy failed: %s" % (policy, e)
                 self._error = "testbed %d (%s) lost; %s policy failed: %s" % (
                     g, self._testbed_id(g), policy, e)
-                self._state = "failed"
+                was_failed, self._state = self._state == "failed", "failed"
+                self._journal("policy", policy, g, message="failed: %s" % e)
+                if not was_failed:
+                    self._journal("experiment", "failed", message=self._error)
                 bad = self._testbeds.pop(g, None)
                 if bad is not None:
                     try:
@@ -297,7 +344,9 @@ class Recovery:
         self._shut_down = True
         self._state = "shutdown"
         forget_link_keys(self._root_dir)
+        self._applications_ended("shut down with the experiment")
         self._save_state(shutdown=True)
+        self._journal("experiment", "shutdown", message=self._recovery_note)
 
     def _rollback_recorded(self) -> List[str]:
         """Roll back what a dead controller's deployment left, by record: every testbed
@@ -351,7 +400,8 @@ class Recovery:
             return
         self._watcher = LivenessWatcher(self._launcher, lambda: self._testbeds,
                                         lambda g: g in self._failed_testbeds, self._lock,
-                                        self._lost_while_running, self.WATCH_INTERVAL)
+                                        self._lost_while_running, self.WATCH_INTERVAL,
+                                        self._poll_applications)
         self._watcher.start()
 
     def _stop_watcher(self) -> None:

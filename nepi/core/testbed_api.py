@@ -151,6 +151,25 @@ class TestbedController:
     def testbed_status(self) -> int:
         raise NotImplementedError
 
+    def exec_start(self, guid: int, argv: List[str], pty: bool = False, rows: int = 24,
+                   cols: int = 80) -> int:
+        """Run ``argv`` in node ``guid`` (with ``pty``, on a terminal of ``rows`` x
+        ``cols``); a session number for exec_read/exec_write/exec_resize/exec_close."""
+        raise NotImplementedError("testbed %s cannot run commands in its nodes"
+                                  % self.testbed_id)
+
+    def exec_read(self, session: int, wait: float = 0.5) -> dict:
+        raise NotImplementedError
+
+    def exec_write(self, session: int, data: str) -> None:
+        raise NotImplementedError
+
+    def exec_resize(self, session: int, rows: int, cols: int) -> None:
+        raise NotImplementedError
+
+    def exec_close(self, session: int) -> None:
+        raise NotImplementedError
+
     def failure(self) -> Optional[str]:
         """Why this testbed failed on its own while running (e.g. a host of it stopped
         answering), or None: the controller's watcher applies its recovery policy."""

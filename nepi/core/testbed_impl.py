@@ -16,7 +16,7 @@ from nepi.core.attributes import Attribute
 from nepi.core.metadata import Metadata, Parallel
 from nepi.core.testbed_programming import Programming
 from nepi.core.testbed_runtime import Runtime
-from nepi.errors import DeploymentError
+from nepi.errors import DeploymentError, brief
 from nepi.util.constants import CONNECTION_DELAY, TIME_NOW
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
@@ -91,8 +91,8 @@ class TestbedController(Programming, Runtime, testbed_api.TestbedController):
         value = attr.coerce(value)
         problem = attr.check_value(value)
         if problem:
-            raise AttributeError("Invalid value %r for %s %s%s: %s" % (value, what, attr.name,
-                                                                         owner, problem))
+            raise AttributeError("Invalid value %s for %s %s%s: %s" % (
+                brief(value), what, attr.name, owner, problem))
         return value
 
     def _element_owner(self, guid: int) -> str:

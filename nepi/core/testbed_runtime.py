@@ -2,8 +2,10 @@
 values, addresses and routes, element status and traces.
 """
 
+import base64
 from typing import Any, Callable, Dict, List, Optional
 
+from nepi.core.exec_sessions import ExecSessions
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
@@ -109,10 +111,68 @@ class Runtime:
     def trace_filename(self, guid: int, trace_id: str) -> str:
         raise NotImplementedError
 
+    def application_action(self, guid: int, action: str, applications) -> None:
+        """``start`` (again) or ``stop`` one of the ``applications`` factories' elements
+        while the experiment runs, for testbeds whose applications are processes (with
+        start_application, stop_application and application_status)."""
+        if self._create.get(guid) not in applications:
+            raise RuntimeError("element %d (%s) has no actions; applications accept "
+                               "'start' and 'stop'" % (guid, self._create.get(guid)))
+        if action == "start":
+            if self.application_status(guid) == AS.STATUS_RUNNING:
+                raise RuntimeError("application %d is already running" % guid)
+            self.start_application(guid)
+        elif action == "stop":
+            self.stop_application(guid)
+        else:
+            raise ValueError("unknown action %r for application %d (expected 'start' or "
+                             "'stop')" % (action, guid))
+
+    # -- commands in nodes (nepid exec / shell) --------------------------------------------
+
+    def exec_start(self, guid: int, argv: List[str], pty: bool = False, rows: int = 24,
+                   cols: int = 80) -> int:
+        if not isinstance(argv, (list, tuple)) or not argv or \
+                not all(isinstance(a, str) for a in argv):
+            raise ValueError("the command must be a non-empty list of strings, not %r"
+                             % (argv,))
+        proc, master = self._exec_process(int(guid), list(argv), bool(pty), int(rows),
+                                          int(cols))
+        return self._exec.add(proc, master)
+
+    def _exec_process(self, guid: int, argv: List[str], pty: bool, rows: int, cols: int):
+        """(Popen, pty master fd or None) of ``argv`` started in node ``guid``."""
+        raise NotImplementedError("testbed %s cannot run commands in its nodes"
+                                  % self._testbed_id)
+
+    @property
+    def _exec(self) -> ExecSessions:
+        sessions = self.__dict__.get("_exec_sessions")
+        if sessions is None:
+            sessions = self.__dict__.setdefault("_exec_sessions", ExecSessions())
+        return sessions
+
+    def exec_read(self, session: int, wait: float = 0.5) -> dict:
+        return self._exec.read(session, wait)
+
+    def exec_write(self, session: int, data: str) -> None:
+        self._exec.write(session, data)
+
+    def exec_resize(self, session: int, rows: int, cols: int) -> None:
+        self._exec.resize(session, rows, cols)
+
+    def exec_close(self, session: int) -> None:
+        self._exec.close(session)
+
     def trace(self, guid: int, trace_id: str, attribute: str = "value") -> Any:
+        """``value``: the trace as text; ``base64``: its exact bytes, base64-encoded (for
+        binary traces such as pcap); ``path``, ``filename``: where it is kept."""
         if attribute == "value":
             with open(self.trace_filepath(guid, trace_id), errors="replace") as f:
                 return f.read()
+        if attribute == "base64":
+            with open(self.trace_filepath(guid, trace_id), "rb") as f:
+                return base64.b64encode(f.read()).decode("ascii")
         if attribute == "path":
             return self.trace_filepath(guid, trace_id)
         if attribute == "filename":

@@ -6,6 +6,7 @@ import os
 import ssl
 from typing import Optional
 
+from nepi.core.live import LiveAccess
 from nepi.core.manifest import Manifest
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote_methods
@@ -94,6 +95,8 @@ class ExperimentControllerProxy:
 
 
 add_remote_methods(ExperimentControllerProxy, MUTATING, QUERIES)
+# the same loop over exec_* calls as in-process: no single call outlives a query timeout
+ExperimentControllerProxy.run_in_node = LiveAccess.run_in_node
 
 
 def attach_ec(root_dir: str) -> ExperimentControllerProxy:

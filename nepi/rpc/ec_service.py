@@ -20,7 +20,8 @@ from nepi.util.rootfiles import DESIGN_XML, EXECUTE_XML
 MUTATING = ("start", "stop", "recover", "set", "action")
 QUERIES = ("get", "get_factory_id", "get_testbed_id", "get_testbed_version", "trace",
            "traces_info", "is_finished", "status", "progress_events", "deployment_config",
-           "failed_testbeds")
+           "failed_testbeds", "find_element", "exec_start", "exec_read", "exec_write",
+           "exec_resize", "exec_close", "labels")
 
 _logger = logging.getLogger("nepi.rpc.ec_service")
 

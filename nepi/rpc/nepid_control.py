@@ -7,6 +7,7 @@ import os
 import time
 from typing import Dict, List, NamedTuple, Optional
 
+from nepi.core.journal import Journal
 from nepi.core.manifest import EC_KEY, SHUTTING_DOWN
 from nepi.errors import NepiError
 from nepi.rpc import daemon_main
@@ -145,6 +146,8 @@ def stop_without_nepid(root_dir: str) -> DeadStopReport:
             problems.append("%s did not shut down when asked (%s): killed instead"
                             % (daemon.describe().rsplit(":", 1)[0], e))
     report = clean_root(root_dir)
+    Journal(root_dir).append("experiment", "shutdown",
+                             message="nepid was not running: shut down by record")
     left = ["%s" % d.describe() for d in daemon_entries(root_dir) if d.alive]
     left += leftover_files(root_dir)
     return DeadStopReport(doc.get("experiment_state"), shut_down, problems, report, left)

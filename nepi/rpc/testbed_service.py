@@ -19,7 +19,8 @@ MUTATING = ("defer_configure", "defer_create", "defer_create_set", "defer_factor
             "do_cross_connect_init", "do_cross_connect_compl", "start", "stop", "recover",
             "set", "action")
 QUERIES = ("get", "get_values", "get_modified_values", "get_route", "get_address", "get_attribute_list",
-           "get_factory_id", "status", "testbed_status", "failure", "trace", "traces_info")
+           "get_factory_id", "status", "testbed_status", "failure", "trace", "traces_info",
+           "exec_start", "exec_read", "exec_write", "exec_resize", "exec_close")
 
 
 class _TestbedServiceBase(ServiceBase):

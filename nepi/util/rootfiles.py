@@ -11,6 +11,7 @@ MANIFEST = "manifest.json"           # daemons, testbeds, experiment state (0600
 MANIFEST_LOCK = ".manifest.lock"
 LINK_KEYS = "link-keys.json"         # TunChannel link keys (0600; removed at shutdown)
 LISTEN = "listen.json"               # nepid's remembered --listen
+JOURNAL = "journal.jsonl"            # one JSON event per line, appended (0600)
 LOGS_DIR = "logs"                    # 0700; one 0600 log per process
 TRACES_DIR = "traces"                # trace copies
 TESTBEDS_DIR = "testbeds"            # testbeds/<guid>: default testbed root dirs

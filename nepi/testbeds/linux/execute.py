@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from nepi.core import testbed_impl
+from nepi.core import exec_sessions, testbed_impl
 from nepi.errors import DeploymentError
 from nepi.testbeds.linux import remote, transfer
 from nepi.testbeds.linux.constants import TESTBED_ID, TESTBED_VERSION
@@ -46,6 +46,8 @@ class TestbedController(testbed_impl.TestbedController):
         self._hosts: Dict[int, Host] = {}                 # node guid -> host
         self._started_apps: Dict[int, Tuple] = {}         # guid -> (pid, start time)
         self._lost: Dict[int, str] = {}                   # node guid -> why
+        self._finished: set = set()           # applications seen finished: nothing changes
+        self._final: set = set()              # (guid, trace) fetched after it finished
         self._states: Dict[int, Tuple[float, Dict[int, str]]] = {}
         self._probe: Optional[HostProbe] = None
         self._lock = threading.RLock()
@@ -256,10 +258,23 @@ class TestbedController(testbed_impl.TestbedController):
         finally:
             self._fetch_all()
 
+    def _exec_process(self, guid: int, argv, pty: bool, rows: int, cols: int):
+        """On the node's host over its SSH connection, in the experiment's folder."""
+        if self._create.get(guid) != NODE:
+            raise ValueError("element %d is a %s: commands run in a Node"
+                             % (guid, self._create.get(guid, "unknown element")))
+        host = self._hosts.get(guid)
+        if host is None or guid in self._lost:
+            raise RuntimeError("node %d's host is not reachable (%s)"
+                               % (guid, self._lost.get(guid, "not deployed")))
+        command = remote.command_line(remote.EXEC, host.folder_name, *argv)
+        return exec_sessions.spawn(host.ssh.argv(command, tty=pty), pty, rows, cols)
+
     def shutdown(self) -> None:
         """Fetch the traces, then on every host kill what the experiment runs (by pid
         file and start time, and by its token) and remove ``~/nepi-<token>``."""
         self._stop_probe()
+        self._exec.close_all()
         if self._record is None:
             return
         # the record says what is left (nothing if a cleanup by record ran meanwhile)
@@ -324,9 +339,11 @@ class TestbedController(testbed_impl.TestbedController):
         with self._lock:
             self._started_apps[guid] = (int(pid), start)
             self._states.pop(host.node, None)
+            self._finished.discard(guid)                    # started again
+            self._final = {item for item in self._final if item[0] != guid}
 
     def stop_application(self, guid: int) -> None:
-        if guid not in self._started_apps:
+        if guid not in self._started_apps or guid in self._finished:
             return
         host = self._host_of(guid)
         try:
@@ -343,11 +360,16 @@ class TestbedController(testbed_impl.TestbedController):
         if guid not in self._started_apps:
             return AS.STATUS_NOT_STARTED
         host = self._host_of(guid)
+        if guid in self._finished:
+            return AS.STATUS_FINISHED
         line = self._host_states(host).get(guid, "")
         state = line.split()[0] if line else "missing"
         if state not in _STATES:
             raise DeploymentError("linux: %s: the folder of %s is gone"
                                   % (host, self._describe(guid)), guid=guid)
+        if _STATES[state] == AS.STATUS_FINISHED:
+            with self._lock:
+                self._finished.add(guid)
         return _STATES[state]
 
     def _host_states(self, host: Host) -> Dict[int, str]:
@@ -357,14 +379,27 @@ class TestbedController(testbed_impl.TestbedController):
             cached = self._states.get(host.node)
             if cached and time.monotonic() - cached[0] < STATUS_TTL:
                 return cached[1]
-            guids = [g for g in self._started_apps if self.node_of(g) == host.node]
-        try:
-            states = self._query_states(host, guids)
-        except Exception as e:
-            raise DeploymentError("linux: %s does not answer: %s" % (host, e)) from None
+            # a loop over applications asks each host in turn: answer all hosts now
+            stale = {h.node: [g for g in self._started_apps if self.node_of(g) == h.node
+                              and g not in self._finished]
+                     for h in self._hosts.values() if h.node not in self._lost
+                     and h.node != host.node and not self._fresh(h.node)}
+            stale[host.node] = [g for g in self._started_apps
+                                if self.node_of(g) == host.node]
+        answers, errors = each_host([self._hosts[n] for n in stale if stale[n]],
+                                    lambda h: self._query_states(h, stale[h.node]))
+        if host.node in errors:
+            raise DeploymentError("linux: %s does not answer: %s"
+                                  % (host, errors[host.node])) from None
+        now = time.monotonic()
         with self._lock:
-            self._states[host.node] = (time.monotonic(), states)
-        return states
+            for node, states in answers.items():
+                self._states[node] = (now, states)
+        return answers.get(host.node, {})
+
+    def _fresh(self, node: int) -> bool:
+        cached = self._states.get(node)
+        return bool(cached) and time.monotonic() - cached[0] < STATUS_TTL
 
     def _query_states(self, host: Host, guids: List[int]) -> Dict[int, str]:
         if not guids:
@@ -375,18 +410,7 @@ class TestbedController(testbed_impl.TestbedController):
 
     def action(self, time: str, guid: int, action: str) -> None:
         """Applications can be started (again) and stopped while the experiment runs."""
-        if self._create.get(guid) != APPLICATION:
-            raise RuntimeError("%s has no actions; applications accept 'start' and 'stop'"
-                               % self._describe(guid))
-        if action == "start":
-            if self.application_status(guid) == AS.STATUS_RUNNING:
-                raise RuntimeError("application %d is already running" % guid)
-            self.start_application(guid)
-        elif action == "stop":
-            self.stop_application(guid)
-        else:
-            raise ValueError("unknown action %r for application %d (expected 'start' or "
-                             "'stop')" % (action, guid))
+        self.application_action(guid, action, (APPLICATION,))
 
     # -- liveness -------------------------------------------------------------------------
 
@@ -431,12 +455,14 @@ class TestbedController(testbed_impl.TestbedController):
         if trace_id not in factory.traces_list:
             raise ValueError("%s has no trace %r (it has %s)" % (
                 self._describe(guid), trace_id, ", ".join(factory.traces_list) or "none"))
-        if attribute in ("value", "path") and guid in self._guids_of(*BUILDERS):
+        if attribute in ("value", "base64", "path") and guid in self._guids_of(*BUILDERS) \
+                and (guid, trace_id) not in self._final:       # else the copy is final
             node = self.node_of(guid)
             if node in self._hosts and node not in self._lost:
                 self._fetch(self._hosts[node], [(guid, trace_id)],
                             quiet=os.path.exists(self.trace_filepath(guid, trace_id)))
-        if attribute == "value" and not os.path.exists(self.trace_filepath(guid, trace_id)):
+        if attribute in ("value", "base64") and \
+                not os.path.exists(self.trace_filepath(guid, trace_id)):
             return ""
         return super().trace(guid, trace_id, attribute)
 
@@ -454,9 +480,12 @@ class TestbedController(testbed_impl.TestbedController):
         """Copy traces (guid, trace id) of ``host`` into the root dir; with ``quiet`` a
         failure is logged (the last copy stays), else raised naming the host."""
         wanted = {"app-%d/%s" % (g, t): self.trace_filepath(g, t) for g, t in items}
+        final = {(g, t) for g, t in items if g in self._finished}    # known before fetching
         command = host.command(remote.FETCH, host.folder, *wanted, sudo=host.sudo)
         try:
             transfer.fetch(host.ssh, command, wanted, self._timeout())
+            with self._lock:
+                self._final |= final
         except Exception as e:
             if not quiet:
                 raise DeploymentError("linux: %s: fetching traces failed: %s"
@@ -471,6 +500,8 @@ class TestbedController(testbed_impl.TestbedController):
             if guid in self._create and self._create[guid] in BUILDERS:
                 node = self.node_of(guid)
                 if node in self._hosts and node not in self._lost:
-                    by_node.setdefault(node, []).extend((guid, t) for t in traces)
+                    by_node.setdefault(node, []).extend(
+                        (guid, t) for t in traces if (guid, t) not in self._final)
+        by_node = {node: items for node, items in by_node.items() if items}
         each_host([self._hosts[n] for n in by_node],
                   lambda host: self._fetch(host, by_node[host.node], quiet=True))

@@ -98,6 +98,13 @@ REATTACH = r'''
 printf '%s\n%s\n' "$HOME" "$(id -u)"
 '''
 
+# $1 folder name, $2... the command: run in the experiment's folder (nepid exec / shell)
+EXEC = r'''
+cd -- "$HOME/$1" 2>/dev/null || cd
+shift
+exec "$@"
+'''
+
 # home and uid (to clean up a host whose home was never recorded)
 HELLO = r'''printf '%s\n%s\n' "$HOME" "$(id -u)"'''
 

@@ -179,8 +179,10 @@ class Ssh:
             opts += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
         return opts
 
-    def argv(self, remote_command: str) -> List[str]:
-        return [SSH, "-T"] + self.options() + ["--", self.spec.host, remote_command]
+    def argv(self, remote_command: str, tty: bool = False) -> List[str]:
+        """ssh running ``remote_command``; with ``tty``, on a terminal there (-tt)."""
+        return [SSH, "-tt" if tty else "-T"] + self.options() + \
+            ["--", self.spec.host, remote_command]
 
     def run(self, remote_command: str, input: Optional[bytes] = None,
             timeout: Optional[float] = None) -> str:

@@ -23,7 +23,7 @@ import psutil
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from nepi.core import testbed_impl
+from nepi.core import exec_sessions, testbed_impl
 from nepi.errors import DeploymentError
 from nepi.testbeds.netns import apps, nsutil
 from nepi.testbeds.netns.rtnl import Rtnl
@@ -382,11 +382,9 @@ class TestbedController(testbed_impl.TestbedController):
         return os.path.join(self.root_directory, self.trace_filename(guid, trace_id))
 
     def trace(self, guid: int, trace_id: str, attribute: str = "value"):
-        if attribute == "value" and trace_id == "pcap":
-            self._flush_capture(guid)
-            with open(self.trace_filepath(guid, trace_id), "rb") as f:
-                import base64
-                return base64.b64encode(f.read()).decode()
+        if trace_id == "pcap" and attribute in ("value", "base64"):
+            self._flush_capture(guid)              # binary: its value is base64 too
+            return super().trace(guid, trace_id, "base64")
         return super().trace(guid, trace_id, attribute)
 
     def _start_captures(self) -> None:
@@ -456,18 +454,7 @@ class TestbedController(testbed_impl.TestbedController):
 
     def action(self, time: str, guid: int, action: str) -> None:
         """Applications can be started (again) and stopped while the experiment runs."""
-        if self._create.get(guid) != APPLICATION:
-            raise RuntimeError("element %d (%s) has no actions; applications accept "
-                               "'start' and 'stop'" % (guid, self._create.get(guid)))
-        if action == "start":
-            if self.application_status(guid) == AS.STATUS_RUNNING:
-                raise RuntimeError("application %d is already running" % guid)
-            self.start_application(guid)
-        elif action == "stop":
-            self.stop_application(guid)
-        else:
-            raise ValueError("unknown action %r for application %d (expected 'start' or "
-                             "'stop')" % (action, guid))
+        self.application_action(guid, action, (APPLICATION,))
 
     # -- runtime attributes -------------------------------------------------------------
 
@@ -540,6 +527,18 @@ class TestbedController(testbed_impl.TestbedController):
 
     # -- teardown and recovery ----------------------------------------------------------
 
+    def _exec_process(self, guid: int, argv, pty: bool, rows: int, cols: int):
+        """Inside the node's namespace, as root, in the testbed's folder."""
+        if self._create.get(guid) != NODE:
+            raise ValueError("element %d is a %s: commands run in a Node" % (
+                guid, self._create.get(guid, "unknown element")))
+        ns_fd = os.open(nsutil.ns_path(self.ns_name(guid)), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return exec_sessions.spawn(argv, pty, rows, cols, cwd=self.root_directory,
+                                       preexec_fn=lambda: nsutil.setns_fd(ns_fd))
+        finally:
+            os.close(ns_fd)
+
     def stop(self, time: str = TIME_NOW) -> None:
         """Every application at once: one wait for all of them, not one each."""
         self._stop_applications()
@@ -551,6 +550,7 @@ class TestbedController(testbed_impl.TestbedController):
 
     def shutdown(self) -> None:
         """Kill processes, close devices, remove namespaces, bridges and veths."""
+        self._exec.close_all()
         self._stop_applications()
         self._stop_captures()
         for tc in list(self.tunchannels.values()):

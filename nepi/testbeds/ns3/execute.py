@@ -120,8 +120,18 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def refuse_exec() -> None:
+    """``nepid exec``/``shell`` on an ns-3 node: why not."""
+    raise NotImplementedError("ns-3 nodes are simulated: there is no process or shell "
+                              "inside them to run a command in (read their traces, or "
+                              "get/set their attributes at run time)")
+
+
 class DaemonTestbedController(testbed_impl.TestbedController):
     """ns-3 in this process. Use it only inside a testbed daemon: one simulator per process."""
+
+    def _exec_process(self, *_):
+        refuse_exec()
 
     def __init__(self) -> None:
         super().__init__(TESTBED_ID, TESTBED_VERSION)
@@ -793,11 +803,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         return os.path.basename(self.trace_filepath(guid, trace_id))
 
     def trace(self, guid: int, trace_id: str, attribute: str = "value") -> Any:
-        if attribute != "value":
+        if attribute not in ("value", "base64"):
             return super().trace(guid, trace_id, attribute)
         path = self.trace_filepath(guid, trace_id)
         if not self._traces_closed and self._shim is not None:
             self._call(self._flush_traces)
+        if attribute == "base64":
+            return super().trace(guid, trace_id, attribute)
         if trace_id in _PCAP_TRACES:
             # binary: one str character per byte (value.encode("latin-1") gives the bytes);
             # while the simulation runs, up to the last packet written

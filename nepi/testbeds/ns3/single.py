@@ -19,6 +19,7 @@ from typing import Any, List, Optional
 from nepi.core import testbed_impl
 from nepi.core.access import AccessConfiguration
 from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
+from nepi.testbeds.ns3.execute import refuse_exec
 from nepi.util.constants import TIME_NOW
 from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
@@ -39,6 +40,9 @@ class TestbedController(testbed_impl.TestbedController):
         self._child_root: Optional[str] = None
         self._own_tempdir: Optional[str] = None
         self._closed = False
+
+    def _exec_process(self, *_):
+        refuse_exec()
 
     # -- the private daemon -------------------------------------------------------------
 

@@ -1,13 +1,16 @@
 """Design/execute XML in NEPI 2's format, read safely with lxml and written byte-stably."""
 
+import logging
 import re
 from typing import Optional, Union
 
 from lxml import etree
 
-from nepi.errors import AttributeValueError, XmlFormatError, brief
+from nepi.errors import AttributeValueError, XmlFormatError, brief, describe_element
 from nepi.util.netrefs import is_single_netref
 from nepi.util.parser.base import ExperimentData, ExperimentParser
+
+log = logging.getLogger(__name__)
 
 MAX_XML_BYTES = 64 * 1024 * 1024
 MAX_GUID = 2 ** 63 - 1
@@ -39,8 +42,8 @@ def type_to_standard(value) -> str:
         return "DOUBLE"
     if isinstance(value, str):
         return "STRING"
-    raise TypeError("cannot store a value of type %s in experiment XML: %r"
-                    % (type(value).__name__, value))
+    raise TypeError("cannot store a value of type %s in experiment XML: %s"
+                    % (type(value).__name__, brief(value)))
 
 
 # Characters XML 1.0 cannot hold (lxml refuses them with an error naming no value).
@@ -126,8 +129,8 @@ class XmlExperimentParser(ExperimentParser):
             try:
                 _sub(node, tag, name=name, type=type_to_standard(value), value=value)
             except AttributeValueError as e:
-                raise AttributeValueError("%s %s, attribute %s: %s" % (
-                    parent.tag, parent.get("guid"), brief(name), e)) from None
+                raise AttributeValueError("%s, attribute %s: %s" % (
+                    _location(parent), brief(name), e)) from None
 
     # ---- reading -------------------------------------------------------------------
 
@@ -154,6 +157,76 @@ def _sub(parent, tag: str, **attrs):
 def _int_or_netref(text: str):
     """Integer fields of addresses and routes may hold a netref resolved at deployment."""
     return text if is_single_netref(text) else int(text)
+
+
+def _guid_number(text: str) -> int:
+    guid = int(text)
+    if not 1 <= guid <= MAX_GUID:
+        raise ValueError("guid out of range")
+    return guid
+
+
+# What each conversion of an XML attribute expects, for error messages.
+_EXPECTED = {int: "an integer", float: "a number", bool: "a boolean (True or False)",
+             _int_or_netref: "an integer or a netref",
+             _guid_number: "a guid (an integer from 1 to 2^63-1)"}
+
+# Tags whose ``name`` says which attribute of their element they are.
+_NAMED = {"attribute": "attribute", "factory_attribute": "factory attribute"}
+
+
+def _guid_text(text) -> Optional[str]:
+    """A guid as read from XML, or None if it is not one (then messages leave it out)."""
+    try:
+        return str(_guid_number(text)) if text is not None and len(text) < 30 else None
+    except ValueError:
+        return None
+
+
+def _label_of(holder) -> Optional[str]:
+    """The label attribute of a <testbed> or <element>, as written in the XML."""
+    attrs = holder.find("attributes")
+    if attrs is not None:
+        for a in attrs.iterchildren("attribute"):
+            if a.get("name") == "label":
+                return a.get("value")
+    return None
+
+
+def _part(node) -> Optional[str]:
+    """Which part of its element ``node`` is: ``attribute 'x'``, ``address #0``..."""
+    tag = node.tag
+    if tag in _NAMED and node.get("name") is not None:
+        return "%s %s" % (_NAMED[tag], brief(node.get("name")))
+    if tag in _NAMED or tag in ("address", "route", "connection", "trace"):
+        index = sum(1 for _ in node.itersiblings(tag, preceding=True))
+        return "%s #%d" % (_NAMED.get(tag, tag), index)
+    if tag == "graphical_info":
+        return tag
+    return None
+
+
+def _location(node) -> str:
+    """The testbed or element holding ``node``, named as nepi.errors.describe_element does
+    (guid, label, factory, testbed), then the part of it ``node`` is; '' outside them."""
+    holder = node
+    while holder is not None and holder.tag not in ("element", "testbed"):
+        holder = holder.getparent()
+    if holder is None:
+        return ""
+    guid, label = _guid_text(holder.get("guid")), _label_of(holder)
+    if holder.tag == "testbed":
+        where = describe_element(guid, label, holder.get("testbed_id"), kind="testbed")
+    else:
+        parent = holder.getparent()
+        tb = parent.getparent() if parent is not None else None
+        testbed = None
+        if tb is not None and tb.tag == "testbed":
+            testbed = " ".join(t for t in (_guid_text(tb.get("guid")), tb.get("testbed_id"))
+                               if t) or None
+        where = describe_element(guid, label, holder.get("factory_id"), testbed)
+    part = _part(node) if node is not holder else None
+    return where + ", " + part if part else where
 
 
 _PROLOG_SKIP = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.S)
@@ -206,7 +279,14 @@ class _Reader:
     def __init__(self, source: Optional[str]) -> None:
         self.source = source
 
-    def error(self, node, message: str):
+    def error(self, node, message: str, field: Optional[str] = None):
+        """XmlFormatError at ``node``'s line, naming the testbed or element holding ``node``
+        and the part of it at fault (see _location), then ``field`` (an XML attribute)."""
+        where = _location(node)
+        if field:
+            where = (where + ", " if where else "") + field
+        if where:
+            message = "%s: %s" % (where, message)
         return XmlFormatError(message, getattr(node, "sourceline", None), self.source)
 
     def children(self, node):
@@ -239,10 +319,11 @@ class _Reader:
         try:
             return convert(text)
         except (TypeError, ValueError):
-            kind = {int: "an integer", float: "a number",
-                    _int_or_netref: "an integer"}.get(convert, convert.__name__)
-            raise self.error(node, "attribute %r of <%s> must be %s, got %s"
-                             % (name, node.tag, kind, brief(text))) from None
+            # the value of an <attribute> is the attribute itself (named by _location)
+            field = None if node.tag in _NAMED and name == "value" else name
+            raise self.error(node, "expected %s, got %s"
+                             % (_EXPECTED.get(convert, convert.__name__), brief(text)),
+                             field) from None
 
     def typed_value(self, node):
         typ = self.attr(node, "type")
@@ -251,15 +332,14 @@ class _Reader:
             return text
         if typ == "BOOL":
             if text not in ("True", "False"):
-                raise self.error(node, "BOOL value of %s must be True or False, got %s"
-                                 % (brief(node.get("name")), brief(text)))
+                raise self.error(node, "expected %s, got %s" % (_EXPECTED[bool], brief(text)))
             return text == "True"
         if typ == "INTEGER":
             return self.attr(node, "value", int)
         if typ == "DOUBLE":
             return self.attr(node, "value", float)
-        raise self.error(node, "unknown type %s for %s (expected STRING, BOOL, INTEGER, DOUBLE)"
-                         % (brief(typ), brief(node.get("name"))))
+        raise self.error(node, "unknown type %s (expected STRING, BOOL, INTEGER, DOUBLE)"
+                         % brief(typ))
 
     def read(self, root) -> ExperimentData:
         if root.tag != "experiment":
@@ -282,14 +362,15 @@ class _Reader:
         for testbed_guid, elements in pending:
             for el in self.children(elements):
                 self.element(el, testbed_guid, data)
+        # NEPI 2 loads a connection recorded on one of its ends only, and connects both
+        for guid, connector, other_guid, other_connector in data.complete_connections():
+            log.debug("connection %s.%s -> %s.%s was recorded on element %s only; recorded "
+                      "on both ends", other_guid, brief(other_connector, quote=False), guid,
+                      brief(connector, quote=False), other_guid)
         return data
 
     def guid(self, node, data):
-        guid = self.attr(node, "guid", int)
-        if guid < 1:
-            raise self.error(node, "guid must be a positive integer, got %s" % brief(guid))
-        if guid > MAX_GUID:
-            raise self.error(node, "guid must be at most %d, got %s" % (MAX_GUID, brief(guid)))
+        guid = self.attr(node, "guid", _guid_number)
         if guid in data.data:
             raise self.error(node, "guid %d is used twice (first at line %s)"
                              % (guid, data.lines.get(guid)))
@@ -338,5 +419,5 @@ class _Reader:
         if connections is not None:
             for c in self.children(connections):
                 data.add_connection_data(guid, self.attr(c, "connector"),
-                                         self.attr(c, "other_guid", int),
+                                         self.attr(c, "other_guid", _guid_number),
                                          self.attr(c, "other_connector"))
