@@ -7,10 +7,16 @@
     nepid run     FILE.xml --root-dir DIR [--log-level L] [-q]
     nepid recover --root-dir DIR [--log-level L]
     nepid clean   --root-dir DIR [--force]
+    nepid exec    --root-dir DIR NODE -- CMD [ARGS...]
+    nepid shell   --root-dir DIR NODE
+    nepid traces  --root-dir DIR [ELEMENT TRACE [--follow]]
+    nepid events  --root-dir DIR [--follow] [--json]
+    nepid timeline --root-dir DIR -o FILE.svg|.png|.pdf
     nepid certs   --tls-dir TLSDIR [--client NAME]... [--host NAME_OR_IP]...
 
-status, stop and run reach a nepid on another host with ``--connect HOST:PORT --tls-dir
-TLSDIR [--client NAME]`` instead of ``--root-dir`` (mutual TLS, see nepi.rpc.tls).
+status, stop, run, exec, shell and traces reach a nepid on another host with ``--connect
+HOST:PORT --tls-dir TLSDIR [--client NAME]`` instead of ``--root-dir`` (mutual TLS, see
+nepi.rpc.tls).
 
 Exit status: 0 success; 1 failure (refused, failed deployment, daemon not answering);
 2 usage; 3 nepid is not running (status, stop); 130 interrupted.
