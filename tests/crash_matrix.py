@@ -129,9 +129,18 @@ class CrashRun:
 
     def run(self, point: str, target: str, timeout: float = 240.0) -> dict:
         """Kill ``target`` at ``point``; return outcome, seconds from kill to a working
-        experiment (None if it failed), the message, and what was left after stop."""
-        if point == SHUTDOWN:
-            return self.run_shutdown(target, timeout)
+        experiment (None if it failed), the message, and what was left after stop. If
+        this itself fails half-way, what the experiment made is removed before raising."""
+        try:
+            if point == SHUTDOWN:
+                return self.run_shutdown(target, timeout)
+            return self._run(point, target, timeout)
+        except BaseException:
+            nepid("stop", "--root-dir", self.root, "--no-traces", timeout=120)
+            nepid("clean", "--root-dir", self.root, timeout=120)
+            raise
+
+    def _run(self, point: str, target: str, timeout: float) -> dict:
         result = {"point": point, "target": target}
         run = subprocess.Popen([sys.executable, "-m", "nepi.cli.nepid_cmd", "run", "-q",
                                 self.design, "--root-dir", self.root],
