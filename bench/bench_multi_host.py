@@ -245,14 +245,7 @@ def scrub(hosts, shared):
     our own simulated hosts; the shared mount points stay)."""
     for h in hosts:
         for name in home_entries(h, shared):
-            path = os.path.join(h.home, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            simhosts.remove_path(os.path.join(h.home, name))
 
 
 def nepi_design(sim, hosts, source):

@@ -227,6 +227,18 @@ def _keygen(path: str, comment: str) -> str:
         return " ".join(f.read().split()[:2])
 
 
+def remove_path(path: str) -> None:
+    """Remove a file, link or whole directory we made (a link itself, never its target);
+    one already gone is fine."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 class SimHosts:
     """A set of simulated hosts; ``up()`` makes them, ``down()`` removes them by record."""
 
@@ -558,14 +570,7 @@ class SimHosts:
     def _remove_files(self) -> None:
         """The files this run made (the record last), and the directory if it made it."""
         for name in _record_last(self._record["files"]):
-            path = os.path.join(self.directory, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            remove_path(os.path.join(self.directory, name))
         if self._record.get("made_directory"):
             try:
                 os.rmdir(self.directory)
