@@ -27,7 +27,7 @@ def test_netns_routing_example(tmp_path, netns_leftovers):
     # its testbed was seen deployed (under tmp_path), and nothing named after it is left
     assert len(netns_leftovers.tokens) == 1
     assert not any(netns_leftovers.wait_gone().values())
-    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
+    leftovers = [(p.pid, p.info["cmdline"]) for p in psutil.process_iter(["cmdline"])
                  if str(root) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
 
@@ -47,6 +47,6 @@ def test_multi_host_example(tmp_path, sim_hosts):
         assert "addresses: %s" % host.address in proc.stdout, proc.stdout
     assert proc.stdout.count("3 packets transmitted, 3 received, 0% packet loss") == 3
     assert "5 packets transmitted, 5 received, 0% packet loss" in proc.stdout
-    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
+    leftovers = [(p.pid, p.info["cmdline"]) for p in psutil.process_iter(["cmdline"])
                  if str(root) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

@@ -13,9 +13,9 @@ from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote
 from nepi.rpc.ec_service import MUTATING, QUERIES
 from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_EC, DaemonLayout
-from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
+from nepi.rpc.liveness import is_same_process, kill_process
 from nepi.rpc.security import read_secret
-from nepi.rpc.ssh import remote_daemon
+from nepi.rpc.ssh import remote_daemon, wait_gone
 from nepi.rpc.tls import ClientFiles, client_context, format_address, parse_address
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
@@ -84,8 +84,8 @@ class ExperimentControllerProxy:
             self._control.call("shutdown")
         finally:
             self.close()
-            if self._local:
-                wait_exit(self.record.get("pid"), self.record.get("start_time"))
+            if self._local or self._tunnel is not None:
+                wait_gone(self.record, self._tunnel)
 
     def close(self) -> None:
         self._control.close()

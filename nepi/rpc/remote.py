@@ -4,8 +4,10 @@ JSON line on stdout, its ready record and secret for the client at the other end
     python3 -m nepi.rpc.remote launch ROLE ROOT_DIR [daemon args...]
     python3 -m nepi.rpc.remote attach ROLE ROOT_DIR
     python3 -m nepi.rpc.remote clean testbed ROOT_DIR TESTBED_ID OWNER [--keep-resources]
+    python3 -m nepi.rpc.remote wait PID START_TIME
 
-``clean`` removes what a testbed of experiment OWNER left in ROOT_DIR on this host, by
+``wait`` returns once the daemon told to shut down (that pid, that start time) is gone,
+killing it if it lingers. ``clean`` removes what a testbed of experiment OWNER left in ROOT_DIR on this host, by
 record: its daemon if its ready record carries OWNER, its runtime files and (unless
 --keep-resources) its resources through the testbed's cleanup hook.
 """
@@ -16,13 +18,21 @@ import sys
 from nepi.rpc.cleanup import clean_testbed_here
 from nepi.rpc.launcher import launch
 from nepi.rpc.layout import DaemonLayout
-from nepi.rpc.liveness import is_same_process
+from nepi.rpc.liveness import is_same_process, wait_exit
 from nepi.rpc.security import read_secret
 from nepi.util.files import read_json
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 3 and argv[0] == "wait":
+        try:
+            pid, start_time = int(argv[1]), float(argv[2])
+        except ValueError:
+            print(json.dumps({"error": "wait expects PID START_TIME, got %r" % argv[1:]}))
+            return 2
+        print(json.dumps({"gone": wait_exit(pid, start_time)}))
+        return 0
     if len(argv) < 3 or argv[0] not in ("launch", "attach", "clean") or \
             (argv[0] == "clean" and len(argv) < 5):
         print(__doc__, file=sys.stderr)

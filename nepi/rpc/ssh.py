@@ -19,7 +19,7 @@ from typing import List, Optional
 from nepi.errors import ControllerUnreachableError, NepiError
 from nepi.rpc.client import unix_uri
 from nepi.rpc.layout import DaemonLayout
-from nepi.rpc.liveness import kill_process, process_start_time
+from nepi.rpc.liveness import kill_process, process_start_time, wait_exit
 from nepi.rpc.security import ensure_private_dir
 from nepi.util import validation
 from nepi.util.constants import DeploymentConfiguration as DC
@@ -92,6 +92,7 @@ class Tunnel:
     def __init__(self, target: SshTarget, remote_socket: str,
                  local_dir: Optional[str] = None) -> None:
         self._own_dir = local_dir is None      # a temporary folder of ours: removed on close
+        self.target = target
         self.dir = ensure_private_dir(local_dir or tempfile.mkdtemp(prefix="nepi-ssh-"))
         self.host = target.host
         self.local_socket = os.path.join(self.dir, "tunnel-%d%s" % (os.getpid(),
@@ -135,6 +136,29 @@ class Tunnel:
                 os.rmdir(self.dir)       # only when empty: never anything we did not make
             except OSError as e:
                 _logger.warning("could not remove the tunnel folder %s: %s", self.dir, e)
+
+
+def wait_remote_exit(target: SshTarget, pid: Optional[int],
+                     start_time: Optional[float]) -> None:
+    """Return once the daemon ``pid`` (started at ``start_time``) on the target host is gone:
+    a shut-down daemon answers before its process ends, and the caller's "shut down" must
+    mean "nothing left on that host" as it does for a local daemon."""
+    if pid is None:
+        return
+    try:
+        target.run_python(["nepi.rpc.remote", "wait", str(pid), repr(start_time)])
+    except (NepiError, subprocess.TimeoutExpired) as e:
+        _logger.warning("could not confirm that daemon pid %s on %s exited: %s",
+                        pid, target.host, e)
+
+
+def wait_gone(record: dict, tunnel: Optional["Tunnel"]) -> None:
+    """Wait for a daemon told to shut down to be gone, on this host or (``tunnel``) on
+    the host the tunnel leads to."""
+    if tunnel is None:
+        wait_exit(record.get("pid"), record.get("start_time"))
+    else:
+        wait_remote_exit(tunnel.target, record.get("pid"), record.get("start_time"))
 
 
 def remote_daemon(role: str, access_config, extra_args: List[str]):

@@ -9,9 +9,9 @@ from nepi.errors import ControllerUnreachableError
 from nepi.rpc.client import PHASE_TIMEOUT, QUERY_TIMEOUT, Connection, add_remote_methods
 from nepi.rpc.launcher import environment_from_setup, launch
 from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
-from nepi.rpc.liveness import is_same_process, kill_process, wait_exit
+from nepi.rpc.liveness import is_same_process, kill_process
 from nepi.rpc.security import read_secret
-from nepi.rpc.ssh import remote_daemon
+from nepi.rpc.ssh import remote_daemon, wait_gone
 from nepi.rpc.testbed_service import MUTATING, QUERIES
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json
@@ -63,8 +63,7 @@ class RemoteTestbedController(TestbedController):
             self._control.call("shutdown")
         finally:
             self.close()
-            if self._tunnel is None:
-                wait_exit(self.record.get("pid"), self.record.get("start_time"))
+            wait_gone(self.record, self._tunnel)
 
     def is_alive(self) -> bool:
         if self._tunnel is not None:   # the pid is on another host: ask the daemon
