@@ -1,9 +1,15 @@
-"""What daemon mode costs: the same 2,000-element mock experiment deployed
-  1. in-process (EC and testbed in this process),
-  2. with a testbed daemon (EC in this process),
-  3. with the EC daemon (nepid) and a testbed daemon,
-printing seconds and the ratio daemon / in-process (target <= 1.5), then the time from
-kill -9 of the EC daemon to answering again through recover=True (target <= 2 s).
+"""What daemon mode costs.
+
+1. Start-up: from asking for a testbed daemon (mock, netns) to its first answer, forked
+   from nepi's preloaded launcher process (nepi.rpc.zygote) and the old way (python -m,
+   NEPI_NO_ZYGOTE=1); target <= 50 ms.
+2. The same 2,000-element mock experiment deployed in-process (EC and testbed in this
+   process), with a testbed daemon (EC in this process), and with the EC daemon (nepid)
+   and a testbed daemon: seconds and the ratio daemon / in-process (target <= 1.3).
+3. `nepid run` of a small netns design (2 nodes on a switch, testbed daemon), end to end
+   as a user types it (CLI start-up included), then `nepid stop`; target <= 0.3 s. Needs
+   root; skipped otherwise.
+4. The time from kill -9 of the EC daemon to answering again via recover=True (<= 2 s).
 
     python bench/bench_daemon_overhead.py [ELEMENTS]
 """
@@ -12,6 +18,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +35,10 @@ from nepi.util.constants import DeploymentConfiguration as DC  # noqa: E402
 ELEMENTS = 2000
 REPEATS = 3
 RECOVERY_TRIALS = 3
-TARGET_RATIO = 1.5
+TARGET_RATIO = 1.3
+TARGET_STARTUP_MS = 50.0
+TARGET_NEPID_RUN = 0.3
+STARTUP_TRIALS = 7
 TARGET_RECOVERY = 2.0
 MODES = [("in-process", False, False), ("testbed daemon", True, False),
          ("EC + testbed daemons", True, True)]
@@ -136,11 +146,116 @@ def kill_daemons(root):
                 pass
 
 
+def startup_trial(testbed_id):
+    """Milliseconds from asking for a testbed daemon to its first answer (launch, ready
+    record, connection, ping), and from asking to its ready record alone."""
+    from nepi.core.metadata import Metadata
+    from nepi.rpc.tc_client import launch_testbed_daemon
+    root = tempfile.mkdtemp(prefix="nepi-bench-")
+    config = proxy.AccessConfiguration()
+    config.set_attribute_value(DC.ROOT_DIRECTORY, root)
+    version = Metadata(testbed_id).testbed_version
+    try:
+        t0 = time.perf_counter()
+        controller = launch_testbed_daemon(testbed_id, version, config, 1)
+        controller.ping()
+        elapsed = (time.perf_counter() - t0) * 1000
+        controller.shutdown()
+        return elapsed
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def startup_section():
+    from nepi.rpc import zygote
+    testbeds = ["mock"] + (["netns"] if os.geteuid() == 0 else [])
+    print("\n== daemon start-up: asked -> first answer (median of %d, ms; target <= %.0f)"
+          % (STARTUP_TRIALS, TARGET_STARTUP_MS))
+    zygote.preload()
+    time.sleep(3.0)                 # let it finish preloading: the steady state of nepid
+    rows = {}
+    for testbed_id in testbeds:
+        forked = statistics.median(startup_trial(testbed_id) for _ in range(STARTUP_TRIALS))
+        os.environ["NEPI_NO_ZYGOTE"] = "1"
+        try:
+            plain = statistics.median(startup_trial(testbed_id)
+                                      for _ in range(STARTUP_TRIALS))
+        finally:
+            del os.environ["NEPI_NO_ZYGOTE"]
+        rows[testbed_id] = forked, plain
+        print("  %-6s forked %6.1f ms  python -m %6.1f ms  ratio %.2f  %s"
+              % (testbed_id, forked, plain, forked / plain,
+                 "met" if forked <= TARGET_STARTUP_MS else "NOT met"))
+    zygote.shutdown()
+    return rows
+
+
+def small_netns_design(path):
+    from nepi.core.design import ExperimentDescription, FactoriesProvider
+    exp = ExperimentDescription()
+    netns = exp.add_testbed_description(FactoriesProvider("netns"))
+    netns.set_attribute_value(DC.DEPLOYMENT_MODE, DC.MODE_DAEMON)
+    switch = netns.create("Switch")
+    for i in range(2):
+        node = netns.create("Node")
+        iface = netns.create("NodeInterface")
+        iface.set_attribute_value("up", True)
+        node.connector("devs").connect(iface.connector("node"))
+        iface.connector("switch").connect(switch.connector("devs"))
+        ip = iface.add_address()
+        ip.set_attribute_value("Address", "10.213.0.%d" % (i + 1))
+        ip.set_attribute_value("NetPrefix", 24)
+    with open(path, "w") as f:
+        f.write(exp.to_xml())
+
+
+def nepid_run_trial(design, env):
+    root = tempfile.mkdtemp(prefix="nepi-bench-")
+    nepid = [sys.executable, "-m", "nepi.cli.nepid_cmd"]
+    try:
+        t0 = time.perf_counter()
+        run = subprocess.run(nepid + ["run", "-q", "--root-dir", root, design],
+                             capture_output=True, text=True, env=env)
+        elapsed = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        stop = subprocess.run(nepid + ["stop", "-q", "--root-dir", root],
+                              capture_output=True, text=True, env=env)
+        stopped = time.perf_counter() - t1
+        if run.returncode or stop.returncode:
+            raise RuntimeError("nepid run/stop failed: %s%s" % (run.stderr, stop.stderr))
+        return elapsed, stopped
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def nepid_run_section():
+    if os.geteuid() != 0:
+        print("\n== nepid run of a small netns design: skipped (needs root)")
+        return
+    folder = tempfile.mkdtemp(prefix="nepi-bench-")
+    design = os.path.join(folder, "small.xml")
+    small_netns_design(design)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    print("\n== `nepid run` of a 2-node netns design, end to end (median of 3; target "
+          "<= %.1f s)" % TARGET_NEPID_RUN)
+    try:
+        for name, extra in (("forked daemons", {}), ("python -m", {"NEPI_NO_ZYGOTE": "1"})):
+            runs = sorted(nepid_run_trial(design, dict(env, **extra)) for _ in range(3))
+            run, stop = runs[1]
+            print("  %-15s run %.3f s  stop %.3f s  %s" % (
+                name, run, stop, "" if extra else
+                ("met" if run <= TARGET_NEPID_RUN else "NOT met")))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv):
     elements = int(argv[0]) if argv else ELEMENTS
     app_guid = first_app_guid(elements)
     print("nepi daemon overhead benchmark: %d-element mock experiment, %d runs per mode "
           "(median), Python %s" % (elements, REPEATS, sys.version.split()[0]))
+    startup_section()
+    nepid_run_section()
     medians = {}
     for name, testbed_daemon, ec_daemon in MODES:
         xml = design_xml(elements, testbed_daemon)

@@ -34,6 +34,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nepi.rpc.layout import ROLE_TESTBED, DaemonLayout
+from nepi.util.files import read_json
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO = TESTS_DIR.parent
 FIXTURES_DIR = TESTS_DIR / "fixtures"          # NEPI 2 design XML (fixtures/README.md)
@@ -114,6 +117,7 @@ def kill_all(procs, timeout=5.0):
 
 DAEMON_MODULE = "nepi.rpc.daemon_main"
 NS3_PARENT_ENV = "NEPI_NS3_PARENT"        # "<owner pid>:<start time>" of a private ns3 daemon
+NS3_CHILD_PREFIX = "ns3d-"                 # its root dir (nepi.testbeds.ns3.single)
 
 
 def _daemon_cmdline(proc):
@@ -169,13 +173,24 @@ def owned_daemons():
     me = "%d:" % os.getpid()
     found = []
     for proc in psutil.process_iter():
-        if _daemon_cmdline(proc) is None:
+        cmdline = _daemon_cmdline(proc)
+        if cmdline is None:
             continue
         try:
             if proc.environ().get(NS3_PARENT_ENV, "").startswith(me):
                 found.append(proc)
+                continue
         except psutil.Error:
             continue
+        # a daemon forked by nepi's launcher process: its environment is not readable,
+        # its ready record says who asked for it
+        root = _option(cmdline, "--root-dir")
+        if not root or not os.path.basename(root).startswith(NS3_CHILD_PREFIX):
+            continue
+        record = read_json(DaemonLayout(root, ROLE_TESTBED).record_file)
+        if record and record.get("pid") == proc.pid and \
+                (record.get("launched_by") or "").startswith(me):
+            found.append(proc)
     return found
 
 

@@ -347,13 +347,14 @@ def cmd_run(args) -> int:
     proxy, root_dir = _target(args)
     how = _how(args, root_dir)
     started_here = False
-    if root_dir is None:
-        root_dir = proxy.root_dir      # on the nepid host: for messages only
-    elif proxy is None:
-        proxy = start_nepid_to_run(root_dir, args.log_level, args.allow_root)
+    testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
+    if root_dir is not None and proxy is None:
+        proxy = start_nepid_to_run(root_dir, args.log_level, args.allow_root,
+                                   list(testbeds.values()))
         started_here = True
         say("nepid started (pid %s) serving %s" % (proxy.pid, root_dir))
-    testbeds = {g: data.get_testbed_data(g)[0] for g in data.testbed_guids()}
+    elif root_dir is None:
+        root_dir = proxy.root_dir      # on the nepid host: for messages only
     display = ProgressDisplay(testbeds, quiet=args.quiet, origin=time.time(),
                               elements=len(data.box_guids()))
     pid = proxy.pid

@@ -327,16 +327,20 @@ def follow(controller, display: ProgressDisplay, until: Callable[[], bool],
            poll: float = 0.2, since: int = 0, settle: float = 2.0) -> int:
     """Poll ``controller.progress_events(since)`` into ``display`` until ``until()`` is
     true, then until the final deploy event arrived (at most ``settle`` seconds more).
-    Returns the index of the next event to ask for."""
+    Returns the index of the next event to ask for. A controller with ``wait_progress``
+    (nepid) answers as soon as an event happens, instead of after ``poll``."""
+    waiter = getattr(controller, "wait_progress", None)
     finished_at = None
     while True:
-        events = controller.progress_events(since)
+        events = waiter(since, poll) if waiter else controller.progress_events(since)
         since += len(events)
         display.feed(events)
         if finished_at is None and until():
             finished_at = time.monotonic()
-            continue        # fetch what was emitted meanwhile before deciding
+            if display.final is None:
+                continue    # fetch what was emitted meanwhile before deciding
         if finished_at is not None and (display.final is not None
                                         or time.monotonic() - finished_at > settle):
             return since
-        time.sleep(poll)
+        if waiter is None:
+            time.sleep(poll)

@@ -19,6 +19,8 @@ import daemon as python_daemon
 
 from nepi.core.launcher import build_testbed_controller
 from nepi.core.manifest import EC_KEY, Manifest
+from nepi.rpc import zygote
+from nepi.rpc.launcher import LAUNCHED_BY
 from nepi.rpc.layout import ROLE_EC, ROLE_TESTBED, DaemonLayout
 from nepi.rpc.liveness import process_start_time
 from nepi.rpc.pidlock import AlreadyRunning, PidLock
@@ -27,7 +29,12 @@ from nepi.rpc.server import make_unix_daemon, serve, write_ready_record
 from nepi.util.files import read_json
 from nepi.util.logfile import log_to_file
 
-IDLE_SECONDS = float(os.environ.get("NEPI_DAEMON_IDLE", "600"))
+
+
+def idle_seconds() -> float:
+    """Read when serving starts, not at import: a daemon forked from a preloaded process
+    gets its environment after the import."""
+    return float(os.environ.get("NEPI_DAEMON_IDLE", "600"))
 
 
 def _parse(argv):
@@ -44,6 +51,9 @@ def _parse(argv):
                         "this daemon, kept in its record so cleanup knows it as its own")
     parser.add_argument("--allow-root", action="append", default=[], metavar="PATH",
                         help="ec: a place outside the root dir where testbeds may keep files")
+    parser.add_argument("--preload", default="", metavar="IDS",
+                        help="ec: testbed ids (comma-separated) whose daemons will be asked "
+                             "for first: their modules are loaded before the others'")
     parser.add_argument("--recover", action="store_true",
                         help="ec: recover the experiment found in the root dir")
     parser.add_argument("--listen", metavar="HOST:PORT",
@@ -132,6 +142,8 @@ def run(args) -> int:
         signal_map={signal.SIGTERM: None, signal.SIGHUP: None})
     stop = threading.Event()
     with context:
+        if args.role == ROLE_EC:     # while still single-threaded: testbed daemons fork
+            zygote.preload([t for t in args.preload.split(",") if t])   # from it in ms
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         log_to_file(log_file, args.log_level.lower() == "debug")
@@ -154,7 +166,8 @@ def run(args) -> int:
             record = {"role": args.role, "state": "ready", "pid": os.getpid(),
                       "start_time": process_start_time(os.getpid()), "uri": str(uri),
                       "socket": sock, "root_dir": layout.root_dir, "log_file": log_file,
-                      "owner": args.owner}
+                      "owner": args.owner,
+                      "launched_by": os.environ.get(LAUNCHED_BY)}
             record.update(identity)
             record.update(listening or {})
             write_ready_record(layout.record_file, record)
@@ -171,8 +184,9 @@ def run(args) -> int:
                 service.stop_event.wait()
                 stop.set()
             threading.Thread(target=relay, daemon=True).start()
+            idle_limit = idle_seconds()
             serve(pyro_daemon, stop,
-                  idle_check=lambda idle: idle > IDLE_SECONDS and not service.keeps_alive())
+                  idle_check=lambda idle: idle > idle_limit and not service.keeps_alive())
             pyro_daemon.close()
             if args.role == ROLE_EC:
                 if not service.stop_event.is_set():   # not shut down: recoverable
@@ -186,6 +200,7 @@ def run(args) -> int:
                                                     "pid": os.getpid()})
             return 1
         finally:
+            zygote.shutdown()
             # the record stays only to report a failure to the launcher
             try:
                 failed = (read_json(layout.record_file) or {}).get("state") == "failed"

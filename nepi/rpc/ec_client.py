@@ -4,7 +4,7 @@ one over TCP with mutual TLS (``nepid start --listen``)."""
 
 import os
 import ssl
-from typing import Optional
+from typing import Optional, Sequence
 
 from nepi.core.live import LiveAccess
 from nepi.core.manifest import Manifest
@@ -72,6 +72,10 @@ class ExperimentControllerProxy:
     def start_background(self) -> None:
         self._query.call("start_background")
 
+    def wait_progress(self, since: int = 0, timeout: float = 0.5) -> list:
+        """Progress events from ``since``, waiting up to ``timeout`` s for one."""
+        return self._query.call("wait_progress", since, timeout)
+
     def daemon_status(self) -> dict:
         return self._query.call("daemon_status")
 
@@ -111,21 +115,24 @@ def attach_ec(root_dir: str) -> ExperimentControllerProxy:
 
 
 def nepid_arguments(root_dir: str, log_level: str = "Error", recover: bool = False,
-                    allowed_roots=None) -> list:
-    """The daemon arguments of a nepid for ``root_dir`` (after ``ec --root-dir DIR``)."""
+                    allowed_roots=None, preload: Sequence[str] = ()) -> list:
+    """The daemon arguments of a nepid for ``root_dir`` (after ``ec --root-dir DIR``);
+    ``preload``: the testbed ids it will launch daemons of first."""
     os.makedirs(root_dir, exist_ok=True)
     args = ["--log-level", log_level, "--owner", Manifest(root_dir).experiment_id()]
     for path in normalise_allowed(allowed_roots):
         args += ["--allow-root", path]
     if recover:
         args.append("--recover")
+    if preload:
+        args += ["--preload", ",".join(preload)]
     return args
 
 
 def start_nepid(root_dir: str, log_level: str = "Error", env=None, recover: bool = False,
-                allowed_roots=None) -> ExperimentControllerProxy:
+                allowed_roots=None, preload: Sequence[str] = ()) -> ExperimentControllerProxy:
     record = launch(ROLE_EC, root_dir, nepid_arguments(root_dir, log_level, recover,
-                                                       allowed_roots), env)
+                                                       allowed_roots, preload), env)
     try:
         return ExperimentControllerProxy(record, read_secret(DaemonLayout(root_dir, ROLE_EC)
                                                              .secret_file))

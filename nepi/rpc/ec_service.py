@@ -34,6 +34,7 @@ class _ExperimentServiceBase(ServiceBase):
         self._controller = None
         self._started = time.time()
         self._deploy_thread: Optional[threading.Thread] = None
+        self._progress = threading.Condition()     # notified on each progress event
         self.listen: Optional[dict] = None     # nepid's TLS listener, for daemon_status
 
     def _target(self):
@@ -47,8 +48,29 @@ class _ExperimentServiceBase(ServiceBase):
     def _new_controller(self, experiment_xml, allowed_roots) -> ExperimentController:
         """An experiment controller of this root dir, launching its testbeds in-process,
         as local daemons or over SSH as the design says."""
-        return ExperimentController(experiment_xml, self._root_dir, allowed_roots,
-                                    launcher=default_launcher())
+        controller = ExperimentController(experiment_xml, self._root_dir, allowed_roots,
+                                          launcher=default_launcher())
+        controller.add_progress_listener(lambda event: self._progress_changed())
+        return controller
+
+    def _progress_changed(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
+
+    @Pyro5.api.expose
+    def wait_progress(self, since: int = 0, timeout: float = 0.5) -> list:
+        """progress_events(since), waiting up to ``timeout`` seconds (at most 5) for one
+        when there is none yet: a follower sees each event as it happens, without
+        polling at an interval."""
+        deadline = time.monotonic() + min(max(float(timeout), 0.0), 5.0)
+        with self._progress:
+            while True:
+                controller = self._controller
+                events = controller.progress_events(int(since)) if controller else []
+                left = deadline - time.monotonic()
+                if events or left <= 0:
+                    return events
+                self._progress.wait(left)
 
     def recover_found(self) -> None:
         """nepid restarted on a root dir holding a deployed experiment: re-attach to it;
@@ -110,6 +132,8 @@ class _ExperimentServiceBase(ServiceBase):
                     controller.start()
             except Exception as e:
                 _logger.error("deployment failed: %s", e)
+            finally:
+                self._progress_changed()      # its state changed: wake followers
 
         self._deploy_thread = threading.Thread(target=run, name="nepi-deploy", daemon=True)
         self._deploy_thread.start()

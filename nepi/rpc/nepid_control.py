@@ -5,7 +5,7 @@ copied first), restart it to recover its experiment, clean up after it. The comm
 
 import os
 import time
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from nepi.core.journal import Journal
 from nepi.core.manifest import EC_KEY, SHUTTING_DOWN
@@ -59,15 +59,18 @@ def nepid_status(root_dir: str) -> Optional[dict]:
 
 
 def start_nepid_to_run(root_dir: str, log_level: str,
-                       allowed_roots: Optional[List[str]] = None) -> ExperimentControllerProxy:
+                       allowed_roots: Optional[List[str]] = None,
+                       testbed_ids: Sequence[str] = ()) -> ExperimentControllerProxy:
     """``nepid run`` on a root dir without a nepid: start one there (refusing a root dir
-    whose nepid is starting or hung, or that still has live daemons)."""
+    whose nepid is starting or hung, or that still has live daemons), preloading the
+    modules of ``testbed_ids`` (the design's) for their daemons."""
     if nepid_lock_pid(root_dir) is not None:
         raise NepiError("nepid in %s is starting or hung; try again or `nepid clean`"
                         % root_dir)
     refuse_leftovers(root_dir)
     os.makedirs(root_dir, exist_ok=True)
-    return start_nepid(root_dir, log_level, allowed_roots=allowed_roots)
+    return start_nepid(root_dir, log_level, allowed_roots=allowed_roots,
+                       preload=list(dict.fromkeys(testbed_ids)))
 
 
 class StopReport(NamedTuple):

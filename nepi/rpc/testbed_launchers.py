@@ -17,6 +17,7 @@ from nepi.core.access import AccessConfiguration
 from nepi.core.launcher import InProcessLauncher, TestbedLauncher, TestbedSpec
 from nepi.core.manifest import Manifest, testbed_key
 from nepi.core.testbed_api import TestbedController
+from nepi.rpc import zygote
 from nepi.rpc.cleanup import LOCAL, clean_testbed
 from nepi.rpc.tc_client import (RemoteTestbedController, attach, connect_testbed_over_ssh,
                                 launch_testbed_daemon)
@@ -138,5 +139,7 @@ class DeploymentLauncher(TestbedLauncher):
 
 def default_launcher() -> DeploymentLauncher:
     """The launcher of real deployments: testbeds in-process, as local daemons or over
-    SSH, as each testbed's deployment attributes say."""
+    SSH, as each testbed's deployment attributes say. Forks this process's daemon
+    launcher now, while the caller is likely still single-threaded (nepi.rpc.zygote)."""
+    zygote.preload()
     return DeploymentLauncher()
