@@ -218,7 +218,7 @@ def nepid_run_trial(design, env):
                              capture_output=True, text=True, env=env)
         elapsed = time.perf_counter() - t0
         t1 = time.perf_counter()
-        stop = subprocess.run(nepid + ["stop", "-q", "--root-dir", root],
+        stop = subprocess.run(nepid + ["stop", "--root-dir", root],
                               capture_output=True, text=True, env=env)
         stopped = time.perf_counter() - t1
         if run.returncode or stop.returncode:

@@ -1,6 +1,7 @@
 """The object a testbed daemon serves: the TestbedController contract, plus ping and an
 identity check, forwarding to the real controller in the daemon process."""
 
+import json
 import logging
 import os
 import time
@@ -39,6 +40,19 @@ class _TestbedServiceBase(ServiceBase):
                 "testbed_version": self._controller.testbed_version,
                 "testbed_guid": self._testbed_guid, "pid": os.getpid(),
                 "uptime": time.time() - self._started}
+
+    @Pyro5.api.expose
+    def program_json(self, text: str) -> None:
+        """program() with its calls as one JSON text: serpent decodes a large nested list
+        with ast.literal_eval (0.1-0.2 s for a 2,000-element design), json in ms."""
+        try:
+            calls = json.loads(text)
+        except ValueError as e:
+            raise ValueError("program_json: not a JSON text: %s" % e) from None
+        if not isinstance(calls, list) or not all(
+                isinstance(c, list) and c and isinstance(c[0], str) for c in calls):
+            raise ValueError("program_json: expected a list of [method, arg, ...] calls")
+        self.program(calls)
 
     @Pyro5.api.expose
     def guids(self) -> list:
