@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scale benchmark of the netns testbed (issue 6, item 7).
+"""Scale benchmark of the netns testbed (issue 6 item 7, issue 16).
 
 A star of N nodes on one switch -- each node a network namespace with one interface
 holding one address, all attached to one Linux bridge -- is deployed and torn down by
@@ -16,8 +16,15 @@ holding one address, all attached to one Linux bridge -- is deployed and torn do
     controller=None)``; deploy = construction (which builds the network) + ``net.start()``,
     teardown = ``net.stop()``;
 
-for N = 100 and 500, on the same machine in the same run, and prints seconds, the ratios
-nepi/ip-batch and nepi/Mininet, and the targets beside them.
+for N = 100 and 500 (or --sizes, e.g. 2000), on the same machine in the same run, and
+prints seconds, the ratios nepi/ip-batch, nepi/Mininet and teardown/deploy, and the
+targets beside them.
+
+A Linux bridge takes at most 1023 ports (one more is refused with EXFULL), so above
+SEGMENT nodes the star is split over several switches of SEGMENT nodes each, for
+nepi and ip-batch alike; the ping check then runs within the first and the last segment.
+Mininet is skipped above MININET_MAX nodes: it is far too slow there (and meets the same
+port limit).
 
 Requirements: root; Debian packages ``iproute2``, ``iputils-ping``, ``mininet`` and
 ``bridge-utils`` (Mininet's LinuxBridge runs ``brctl``):
@@ -35,6 +42,7 @@ hosts, bridge and links (``net.stop()``, then names ``mbh*``/``mbs1*``), testbed
 and temporary directories.
 
 Usage: python bench/bench_netns_scale.py [--sizes 100,500] [--no-mininet] [--no-daemon]
+       python bench/bench_netns_scale.py --sizes 2000 --no-mininet
 """
 
 import argparse
@@ -43,6 +51,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,11 +69,17 @@ import netns_experiments as nx  # noqa: E402
 DEBIAN_PYTHON_DIST = "/usr/lib/python3/dist-packages"
 MB = 1024.0 * 1024.0
 
-TARGETS = {          # at N = 500
-    "deploy_vs_ipbatch": 1.0,
-    "deploy_vs_mininet": 0.33,
-    "teardown_vs_mininet": 0.2,
-    "daemon_rss_mb": 150.0,
+SEGMENT = 1000          # nodes per switch (a Linux bridge takes at most 1023 ports)
+MININET_MAX = 1000      # Mininet is skipped above this many nodes
+
+# name: (limit, the sizes it is a target at)
+TARGETS = {
+    "deploy_vs_ipbatch": (1.0, (500,)),
+    "deploy_vs_mininet": (0.33, (500,)),
+    "teardown_vs_mininet": (0.2, (500,)),
+    "teardown_vs_ipbatch": (1.5, (500, 2000)),
+    "teardown_vs_deploy": (1.0, (500, 2000)),
+    "daemon_rss_mb": (150.0, (500, 2000)),
 }
 
 
@@ -133,18 +148,65 @@ def vm_hwm(pid):
 
 
 def wait_links_gone(prefixes, timeout=10.0):
-    """Namespace removal frees interfaces asynchronously: wait until none is left."""
+    """Namespace removal frees interfaces asynchronously: wait until none is left (the
+    root namespace's links, from one netlink dump each time, not an ``ip`` process, so
+    that polling adds little to the time measured)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(n.startswith(prefixes) for n in nx.links()):
+        if not any(name.startswith(prefixes) for _, name in socket.if_nameindex()):
             return True
-        time.sleep(0.01)
+        time.sleep(0.005)
     return False
 
 
 def star_address(k):
     """Node k's address, as netns_experiments.make_star assigns it."""
     return "10.%d.%d.1" % (k // 250, k % 250)
+
+
+def segments(n):
+    """The nodes (1-based, first and last) of each switch of the star."""
+    return [(first, min(first + SEGMENT - 1, n)) for first in range(1, n + 1, SEGMENT)]
+
+
+def ping_pairs(n):
+    """(from node, to node) checked after deployment: the ends of the first segment and,
+    if there are more, of the last one."""
+    parts = segments(n)
+    return [parts[0]] + ([parts[-1][::-1]] if len(parts) > 1 else [])
+
+
+def reaches(ns, k, timeout=30.0):
+    """Does namespace ``ns`` get a reply from node k within ``timeout`` s? Pinged again
+    until then: a bridge copies each broadcast (an ARP request) to all its ports through
+    the host's backlog of net.core.netdev_max_backlog packets (1000 by default), and in
+    the first seconds after a large star comes up, when every node's IPv6 DAD, MLD and
+    router solicitations are flooded too, the copy for node k may be dropped."""
+    deadline = time.monotonic() + timeout
+    while not nx.ping_from(ns, star_address(k), count=1, wait=1):
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def all_reach(ns_of, n, result):
+    """Ping check of the star (``ns_of(k)``: node k's namespace); sets ``ping_ok`` and
+    ``ping_s``, the seconds it took."""
+    t0 = time.monotonic()
+    result["ping_ok"] = all(reaches(ns_of(a), b) for a, b in ping_pairs(n))
+    result["ping_s"] = time.monotonic() - t0
+
+
+def star_design(n):
+    """netns_experiments.make_star's star, its interfaces moved to one switch per
+    segment above SEGMENT nodes (node k keeps guid 2k)."""
+    exp_desc, boxes = nx.make_star(n)
+    for first, last in segments(n)[1:]:
+        moved = boxes["ifaces"][first - 1:last]
+        for iface in moved:
+            boxes["switch"].connector("devs").disconnect(iface.connector("switch"))
+        nx.add_switch(boxes["desc"], *moved)
+    return exp_desc, boxes
 
 
 # ---------------------------------------------------------------------------------------
@@ -158,7 +220,7 @@ def run_nepi(n, daemon=False):
     from nepi.util import proxy
     from nepi.util.constants import DeploymentConfiguration as DC
 
-    exp_desc, boxes = nx.make_star(n)
+    exp_desc, boxes = star_design(n)
     if daemon:
         nx.as_daemon(boxes["desc"])
     xml = exp_desc.to_xml()
@@ -190,10 +252,9 @@ def run_nepi(n, daemon=False):
         result["rss_peak"] = max(poller.peak, hwm)
         result["rss_pid"] = pid
         token = nx.testbed_token(testbed_root)
-        # sanity (not timed): the first and the last node reach each other
-        ns1, nsn = nx.ns_name(token, 2), nx.ns_name(token, 2 * n)
-        result["ping_ok"] = nx.ping_from(ns1, star_address(n), wait=2) and \
-            nx.ns_exec(nsn, "true").returncode == 0
+        # sanity (not timed): the ends of the first (and last) segment reach each other
+        all_reach(lambda k: nx.ns_name(token, 2 * k), n, result)
+        result["ping_ok"] &= nx.ns_exec(nx.ns_name(token, 2 * n), "true").returncode == 0
         t0 = time.perf_counter()
         controller.shutdown()
         result["teardown"] = time.perf_counter() - t0
@@ -230,12 +291,15 @@ class IpBatch:
         self.n = n
         tag = "%x" % (os.getpid() & 0xFFFF)
         self.ns_prefix = "ipb%s-" % tag
-        self.bridge = "ib%s" % tag
+        self.bridge_prefix = "ib%s" % tag
         self.veth_prefix = "iv%s" % tag
         self.tmp = tempfile.mkdtemp(prefix="ipbatch-")
 
     def ns(self, k):
         return "%s%d" % (self.ns_prefix, k)
+
+    def bridge(self, segment):
+        return "%ss%d" % (self.bridge_prefix, segment)
 
     def _run(self, args, text):
         proc = subprocess.run(args, input=text, text=True, capture_output=True)
@@ -244,11 +308,14 @@ class IpBatch:
 
     def deploy(self):
         root = ["netns add %s" % self.ns(k) for k in range(1, self.n + 1)]
-        root += ["link add %s type bridge" % self.bridge, "link set %s up" % self.bridge]
-        for k in range(1, self.n + 1):
-            veth = "%s%d" % (self.veth_prefix, k)
-            root.append("link add %s type veth peer name eth0 netns %s" % (veth, self.ns(k)))
-            root.append("link set %s master %s up" % (veth, self.bridge))
+        for s, (first, last) in enumerate(segments(self.n)):
+            root += ["link add %s type bridge" % self.bridge(s),
+                     "link set %s up" % self.bridge(s)]
+            for k in range(first, last + 1):
+                veth = "%s%d" % (self.veth_prefix, k)
+                root.append("link add %s type veth peer name eth0 netns %s"
+                            % (veth, self.ns(k)))
+                root.append("link set %s master %s up" % (veth, self.bridge(s)))
         root_text = "\n".join(root) + "\n"
         inner = {k: "link set lo up\naddr add %s/8 dev eth0\nlink set eth0 up\n"
                  % star_address(k) for k in range(1, self.n + 1)}
@@ -260,10 +327,11 @@ class IpBatch:
 
     def teardown(self):
         text = "".join("netns del %s\n" % self.ns(k) for k in range(1, self.n + 1))
-        text += "link del %s\n" % self.bridge
+        text += "".join("link del %s\n" % self.bridge(s)
+                        for s in range(len(segments(self.n))))
         t0 = time.perf_counter()
         self._run(["ip", "-batch", "-"], text)
-        wait_links_gone((self.veth_prefix, self.bridge))
+        wait_links_gone((self.veth_prefix, self.bridge_prefix))
         return time.perf_counter() - t0
 
     def remove_everything(self):
@@ -272,7 +340,7 @@ class IpBatch:
             if ns.startswith(self.ns_prefix):
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for link in nx.links():
-            if link.startswith((self.veth_prefix, self.bridge)):
+            if link.startswith((self.veth_prefix, self.bridge_prefix)):
                 subprocess.run(["ip", "link", "del", link], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -282,7 +350,7 @@ def run_ipbatch(n):
     result = {}
     try:
         result["deploy"] = bench.deploy()
-        result["ping_ok"] = nx.ping_from(bench.ns(1), star_address(n), wait=2)
+        all_reach(bench.ns, n, result)
         result["teardown"] = bench.teardown()
         result["clean"] = not [ns for ns in nx.namespaces()
                                if ns.startswith(bench.ns_prefix)]
@@ -378,9 +446,19 @@ def verdict(value, target):
     return "OK" if value <= target else "MISSED"
 
 
+def target_note(name, n, value):
+    """'   target <= X at N=n: OK' where ``name`` is a target at this size, else ''."""
+    limit, sizes = TARGETS[name]
+    if n not in sizes:
+        return ""
+    return "   target <= %.2f at N=%d: %s" % (limit, n, verdict(value, limit))
+
+
 def report(n, results, self_rss_note):
     print()
-    print("N = %d nodes (star on one switch)" % n)
+    shape = "one switch" if n <= SEGMENT else "%d switches of <= %d nodes (Linux bridge " \
+        "port limit)" % (len(segments(n)), SEGMENT)
+    print("N = %d nodes (star on %s)" % (n, shape))
     print("  %-28s %10s %12s %14s  %s" % ("", "deploy s", "teardown s", "peak RSS MB",
                                           "checks"))
     rows = (("nepi, in-process EC", "nepi"), ("nepi, testbed daemon", "nepi_daemon"),
@@ -388,13 +466,18 @@ def report(n, results, self_rss_note):
     for label, key in rows:
         r = results.get(key)
         if r is None:
-            print("  %-28s %10s %12s %14s  %s" % (label, "-", "-", "-", "skipped"))
+            why = "skipped (too slow above N=%d)" % MININET_MAX \
+                if key == "mininet" and n > MININET_MAX else "skipped"
+            print("  %-28s %10s %12s %14s  %s" % (label, "-", "-", "-", why))
             continue
         if "error" in r:
             print("  %-28s %10s %12s %14s  FAILED: %s" % (label, "-", "-", "-", r["error"]))
             continue
         rss = fmt(r["rss_peak"] / MB, "%.1f") if r.get("rss_peak") else "-"
-        checks = "ping %s, %s" % ("ok" if r.get("ping_ok") else "FAILED",
+        ping = "ok" if r.get("ping_ok") else "FAILED"
+        if r.get("ping_s", 0) > 5:
+            ping += " after %.0f s" % r["ping_s"]
+        checks = "ping %s, %s" % (ping,
                                   "clean" if r.get("clean") else "LEFTOVERS")
         extra = ""
         if key == "mininet":
@@ -406,33 +489,27 @@ def report(n, results, self_rss_note):
         r = results.get(key)
         return None if r is None or "error" in r else r.get(field)
 
-    at_target = n == 500
     lines = []
     for key, label in (("nepi", "nepi"), ("nepi_daemon", "nepi (daemon)")):
-        d_ip = ratio(get(key, "deploy"), get("ipbatch", "deploy"))
-        d_mn = ratio(get(key, "deploy"), get("mininet", "deploy"))
-        t_ip = ratio(get(key, "teardown"), get("ipbatch", "teardown"))
-        t_mn = ratio(get(key, "teardown"), get("mininet", "teardown"))
-        if key == "nepi" and at_target:
-            lines.append("  %-14s deploy   / ip-batch = %5s   target <= %.2f at N=500: %s"
-                         % (label, fmt(d_ip), TARGETS["deploy_vs_ipbatch"],
-                            verdict(d_ip, TARGETS["deploy_vs_ipbatch"])))
-            lines.append("  %-14s deploy   / Mininet  = %5s   target <= %.2f at N=500: %s"
-                         % (label, fmt(d_mn), TARGETS["deploy_vs_mininet"],
-                            verdict(d_mn, TARGETS["deploy_vs_mininet"])))
-            lines.append("  %-14s teardown / ip-batch = %5s" % (label, fmt(t_ip)))
-            lines.append("  %-14s teardown / Mininet  = %5s   target <= %.2f at N=500: %s"
-                         % (label, fmt(t_mn), TARGETS["teardown_vs_mininet"],
-                            verdict(t_mn, TARGETS["teardown_vs_mininet"])))
-        else:
-            lines.append("  %-14s deploy / ip-batch = %s, / Mininet = %s; teardown / "
-                         "ip-batch = %s, / Mininet = %s" % (label, fmt(d_ip), fmt(d_mn),
-                                                            fmt(t_ip), fmt(t_mn)))
+        for value, what, name in (
+                (ratio(get(key, "deploy"), get("ipbatch", "deploy")),
+                 "deploy   / ip-batch", "deploy_vs_ipbatch"),
+                (ratio(get(key, "deploy"), get("mininet", "deploy")),
+                 "deploy   / Mininet ", "deploy_vs_mininet"),
+                (ratio(get(key, "teardown"), get("ipbatch", "teardown")),
+                 "teardown / ip-batch", "teardown_vs_ipbatch"),
+                (ratio(get(key, "teardown"), get("mininet", "teardown")),
+                 "teardown / Mininet ", "teardown_vs_mininet"),
+                (ratio(get(key, "teardown"), get(key, "deploy")),
+                 "teardown / deploy  ", "teardown_vs_deploy")):
+            if what.endswith("Mininet ") and get("mininet", "deploy") is None:
+                continue
+            lines.append("  %-14s %s = %5s%s" % (label, what, fmt(value),
+                                                  target_note(name, n, value)))
     rss = get("nepi_daemon", "rss_peak")
     rss_mb = rss / MB if rss else None
-    lines.append("  testbed daemon peak RSS = %s MB   target <= %.0f MB%s" % (
-        fmt(rss_mb, "%.1f"), TARGETS["daemon_rss_mb"],
-        " at N=500: %s" % verdict(rss_mb, TARGETS["daemon_rss_mb"]) if at_target else ""))
+    lines.append("  testbed daemon peak RSS = %s MB%s" % (
+        fmt(rss_mb, "%.1f"), target_note("daemon_rss_mb", n, rss_mb)))
     print("  ratios:")
     for line in lines:
         print(line)
@@ -470,11 +547,15 @@ def main():
     steps.append(("ipbatch", run_ipbatch))
     if mininet is not None:
         steps.append(("mininet", run_mininet))
+        if max(sizes) > MININET_MAX:
+            print("Mininet skipped at N > %d: far too slow there" % MININET_MAX)
     try:
         # nepi in-process first, for every size, so that this process's peak RSS is
         # nepi's and not Mininet's
         for key, step in steps:
             for n in sizes:
+                if key == "mininet" and n > MININET_MAX:
+                    continue
                 print("  running %-12s N=%d ..." % (key, n), flush=True)
                 try:
                     results[n][key] = step(n)

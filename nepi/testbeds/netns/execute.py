@@ -1,5 +1,6 @@
 """netns TestbedController: nodes are named network namespaces, links veth pairs, switches
-Linux bridges, applications real processes; everything through netlink (pyroute2).
+Linux bridges, applications real processes; everything through netlink (rtnl's lean
+sessions on the hot paths, pyroute2 for the rest).
 
 Names derive from a per-testbed token, so that everything this testbed made can be found
 again after a crash (Recover) and removed (shutdown, ``nepid clean``) without touching
@@ -17,11 +18,9 @@ import struct
 import subprocess
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import psutil
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from nepi.core import exec_sessions, testbed_impl
 from nepi.errors import DeploymentError
@@ -36,6 +35,9 @@ from nepi.util.constants import TestbedStatus as TS
 from nepi.util.files import read_json, write_json_atomic
 from nepi.util.validation import interface_name_problem
 
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
 RESOURCES_FILE = "netns-resources.json"
 WORKERS = 4
 TUNSETIFF = 0x400454CA
@@ -45,6 +47,7 @@ IFF_TUN, IFF_TAP, IFF_NO_PI = 0x0001, 0x0002, 0x1000
 TOKEN_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 TOKEN_LENGTH = 8           # 36**8 ~ 2**41: with the in-use check, never shared
 IFNAMSIZ = 15
+BRIDGE_MAX_PORTS = 1023    # Linux numbers bridge ports 1..1023; one more is refused (EXFULL)
 
 
 def names_for(token: str) -> Dict[str, str]:
@@ -76,9 +79,8 @@ def token_in_use(token: str) -> bool:
     prefixes = names_for(token)
     if nsutil.list_namespaces(prefixes["ns"]):
         return True
-    with IPRoute() as host:
-        return any((link.get_attr("IFLA_IFNAME") or "").startswith(
-            (prefixes["bridge"], prefixes["veth"])) for link in host.get_links())
+    return any(name.startswith((prefixes["bridge"], prefixes["veth"]))
+               for _, name in socket.if_nameindex())
 
 
 def new_token() -> str:
@@ -89,7 +91,16 @@ def new_token() -> str:
             return token
 
 
+def _iproute() -> "IPRoute":
+    """pyroute2's IPRoute, for the rarer requests (shaping, changes and reads while the
+    experiment runs); imported on first use (see rtnl's docstring)."""
+    from pyroute2 import IPRoute
+    return IPRoute()
+
+
 def _ignore_missing(fn, *args, **kwargs):
+    """Call an IPRoute method; an element already gone is no error."""
+    from pyroute2.netlink.exceptions import NetlinkError
     try:
         return fn(*args, **kwargs)
     except NetlinkError as e:
@@ -203,8 +214,7 @@ class TestbedController(testbed_impl.TestbedController):
         """The links: bridges with one veth per switched interface, and veth pairs."""
         super().do_connect_init()
         with self._topology_step("connect"):
-            with IPRoute() as host:
-                self._create_switched_links(host)
+            self._create_switched_links()
             self._create_p2p_links()
 
     @contextlib.contextmanager
@@ -238,29 +248,28 @@ class TestbedController(testbed_impl.TestbedController):
                     nsutil.write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
         self._pool(make, self._guids_of(NODE), "creating the namespace")
 
-    def _create_switched_links(self, host: IPRoute) -> None:
+    def _create_switched_links(self) -> None:
         """Bridges, then one veth per NodeInterface: inner end created directly in its
-        node, outer end enslaved and up, all in the creating request (no lookups)."""
-        bridges = {}
-        for guid in self._guids_of(SWITCH):
-            attrs = {"mtu": self.get(guid, "mtu")} if self.get(guid, "mtu") else {}
-            if self.get(guid, "up"):
-                attrs["state"] = "up"
-            host.link("add", ifname=self.bridge_name(guid), kind="bridge", **attrs)
-            bridges[guid] = host.link("get", ifname=self.bridge_name(guid))[0]["index"]
-        ns_fds: Dict[int, int] = {}
-        try:
-            with Rtnl() as rtnl:
-                for guid in self._guids_of(NODEIFACE):
-                    node = self.node_of(guid)
-                    if node not in ns_fds:
-                        ns_fds[node] = os.open(nsutil.ns_path(self.ns_name(node)), os.O_RDONLY)
-                    switches = self.get_connected(guid, "switch", "devs")
-                    rtnl.add_veth(self.host_veth_name(guid), self.ifname(guid), ns_fds[node],
-                                  master=bridges[switches[0]] if switches else None, up=True)
-        finally:
-            for fd in ns_fds.values():
-                os.close(fd)
+        node, outer end an enslaved port without IPv6 addresses, up."""
+        switches = self._guids_of(SWITCH)
+        for guid in switches:
+            ports = len(self.get_connected(guid, "devs", "switch"))
+            if ports > BRIDGE_MAX_PORTS:
+                raise DeploymentError("Switch %d has %d interfaces, but a Linux bridge takes "
+                                      "at most %d: use several switches"
+                                      % (guid, ports, BRIDGE_MAX_PORTS), guid=guid)
+        with Rtnl() as rtnl:
+            for guid in switches:
+                rtnl.add_bridge(self.bridge_name(guid), self.get(guid, "mtu"),
+                                self.get(guid, "up"))
+            rtnl.commit()
+            bridges = {guid: rtnl.index(self.bridge_name(guid)) for guid in switches}
+            for guid in self._guids_of(NODEIFACE):
+                switch = self.get_connected(guid, "switch", "devs")
+                rtnl.add_veth(self.host_veth_name(guid), self.ifname(guid),
+                              rtnl.ns_fd(self.ns_name(self.node_of(guid))),
+                              master=bridges[switch[0]] if switch else None, up=True,
+                              port_only=True)
 
     def _create_p2p_links(self) -> None:
         """Each veth pair is made from inside the node of its lower-guid end."""
@@ -273,16 +282,10 @@ class TestbedController(testbed_impl.TestbedController):
                 by_node.setdefault(self.node_of(guid), []).append((guid, peers[0]))
 
         def make(node):
-            fds = []
-            try:
-                with Rtnl(self.ns_name(node)) as rtnl:
-                    for guid, peer in by_node[node]:
-                        fds.append(os.open(nsutil.ns_path(self.ns_name(self.node_of(peer))),
-                                           os.O_RDONLY))
-                        rtnl.add_veth(self.ifname(guid), self.ifname(peer), fds[-1])
-            finally:
-                for fd in fds:
-                    os.close(fd)
+            with Rtnl(self.ns_name(node)) as rtnl:
+                for guid, peer in by_node[node]:
+                    rtnl.add_veth(self.ifname(guid), self.ifname(peer),
+                                  rtnl.ns_fd(self.ns_name(self.node_of(peer))))
         self._pool(make, list(by_node), "creating point-to-point links")
 
     def _create_taps(self) -> None:
@@ -331,7 +334,7 @@ class TestbedController(testbed_impl.TestbedController):
                                               guid=node) from None
                     rtnl.add_route(dest, prefix, nexthop, oif, metric)
             if shaped:
-                with nsutil.entered(self.ns_name(node)), IPRoute() as ipr:
+                with nsutil.entered(self.ns_name(node)), _iproute() as ipr:
                     for iface in shaped:
                         self._apply_shaping(ipr, socket.if_nametoindex(self.ifname(iface)),
                                             self.get(iface, "bandwidth"))
@@ -360,7 +363,8 @@ class TestbedController(testbed_impl.TestbedController):
         return bool(self.get(guid, "bandwidth"))
 
     @staticmethod
-    def _apply_shaping(ipr: IPRoute, idx: int, mbit: float, was_shaped: bool = False) -> None:
+    def _apply_shaping(ipr: "IPRoute", idx: int, mbit: float,
+                       was_shaped: bool = False) -> None:
         """tbf on egress: rate in Mbit/s, a burst of 10 ms worth of traffic (>= 2 MTU)."""
         if mbit:
             rate = int(mbit * 1e6 / 8)                     # bytes/s
@@ -464,7 +468,7 @@ class TestbedController(testbed_impl.TestbedController):
         super().set(guid, name, value, time)
         if self._configured and name in self._LIVE and self._create[guid] in INTERFACES:
             with self._lock, nsutil.entered(self.ns_name(self.node_of(guid))):
-                with IPRoute() as ipr:
+                with _iproute() as ipr:
                     idx = ipr.link_lookup(ifname=self.ifname(guid))[0]
                     if name == "up":
                         ipr.link("set", index=idx, state="up" if value else "down")
@@ -475,15 +479,16 @@ class TestbedController(testbed_impl.TestbedController):
                     else:
                         self._apply_shaping(ipr, idx, value, was_shaped=True)
         elif self._configured and name in ("up", "mtu") and self._create[guid] == SWITCH:
-            with IPRoute() as host:
+            with _iproute() as host:
                 idx = host.link_lookup(ifname=self.bridge_name(guid))[0]
                 if name == "up":
                     host.link("set", index=idx, state="up" if value else "down")
                 else:
                     host.link("set", index=idx, mtu=value)
 
-    def _restore_routes(self, ipr: IPRoute, node: int) -> None:
+    def _restore_routes(self, ipr: "IPRoute", node: int) -> None:
         """The kernel drops routes through a link that goes down: put the node's back."""
+        from pyroute2.netlink.exceptions import NetlinkError
         for (dest, prefix, nexthop, metric, device) in self._add_route.get(node, []):
             kwargs = {"dst": "%s/%d" % (dest, prefix)}
             if nexthop:
@@ -502,9 +507,10 @@ class TestbedController(testbed_impl.TestbedController):
         value = super().get(guid, name, time)
         if self._configured and name in ("up", "mtu", "lladdr") \
                 and self._create.get(guid) in INTERFACES:
+            from pyroute2.netlink.exceptions import NetlinkError
             try:
                 with nsutil.entered(self.ns_name(self.node_of(guid))):
-                    with IPRoute() as ipr:
+                    with _iproute() as ipr:
                         link = ipr.get_links(ifname=self.ifname(guid))[0]
                 if name == "up":
                     return bool(link["flags"] & 1)
@@ -594,31 +600,56 @@ class TestbedController(testbed_impl.TestbedController):
 
 def remove_resources(token: str, wait: float = 5.0) -> None:
     """Remove every namespace, bridge and veth named after ``token``, and the processes
-    still running inside those namespaces."""
+    still running inside those namespaces.
+
+    Host veths are not deleted one by one (each deletion is a slow kernel call): they go
+    with their namespace, which the kernel frees asynchronously and in batches, and this
+    waits for that. Those still there after ``wait`` s without any link vanishing (a
+    namespace kept alive from outside) are deleted explicitly."""
     prefixes = names_for(token)
+
+    def host_links() -> Dict[int, str]:
+        return {index: name for index, name in socket.if_nameindex()
+                if name.startswith((prefixes["bridge"], prefixes["veth"]))}
+    bridges = [i for i, name in host_links().items() if name.startswith(prefixes["bridge"])]
+    # a bridge floods the nodes' multicast (IPv6 DAD, MLD, router solicitations, for some
+    # seconds after deployment) to all its ports: down, it leaves the kernel to removing
+    with Rtnl() as rtnl:
+        for index in bridges:
+            rtnl.set_link(index, up=False, gone_ok=True)
     namespaces = nsutil.list_namespaces(prefixes["ns"])
-    for name in namespaces:
-        for pid in nsutil.pids_in(name):
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(nsutil.remove, namespaces))
-    with IPRoute() as host:
-        for link in host.get_links():
-            name = link.get_attr("IFLA_IFNAME") or ""
-            if name.startswith(prefixes["bridge"]) or name.startswith(prefixes["veth"]):
-                _ignore_missing(host.link, "del", index=link["index"])
-        # namespace removal frees the links asynchronously: wait until they are gone
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            left = [link for link in host.get_links()
-                    if (link.get_attr("IFLA_IFNAME") or "").startswith(
-                        (prefixes["bridge"], prefixes["veth"]))]
-            if not left:
-                break
-            time.sleep(0.05)
+    for pid in nsutil.pids_in_any(namespaces):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    nsutil.remove_many(namespaces)
+    _delete_links(bridges)
+    if not _wait_links_gone(host_links, wait):
+        _delete_links(host_links())
+        _wait_links_gone(host_links, wait)
+
+
+def _delete_links(indexes) -> None:
+    """Delete host links in one netlink burst; one already gone is no error."""
+    with Rtnl() as rtnl:
+        for index in indexes:
+            rtnl.del_link(index)
+
+
+def _wait_links_gone(host_links, stall: float) -> bool:
+    """Poll until ``host_links()`` is empty; False once none vanished for ``stall`` s."""
+    left = host_links()
+    last_progress = time.monotonic()
+    while left:
+        if time.monotonic() - last_progress >= stall:
+            return False
+        time.sleep(0.005)
+        now = host_links()
+        if len(now) < len(left):
+            last_progress = time.monotonic()
+        left = now
+    return True
 
 
 def cleanup(root_dir: str) -> None:

@@ -7,13 +7,15 @@ per-thread setns, so many can be worked on in parallel. See
 ../shared/notes/netns-performance.md for why this beats forking per namespace.
 """
 
+import concurrent.futures
 import ctypes
 import errno
 import os
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Iterable, Iterator, List
 
 NETNS_RUN_DIR = "/run/netns"
+UMOUNT_WORKERS = 16     # concurrent umounts share the kernel's RCU grace periods
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
@@ -81,6 +83,16 @@ def remove(name: str) -> None:
         pass
 
 
+def remove_many(names: Iterable[str]) -> None:
+    """Remove many namespaces at once. Each umount waits for an RCU grace period (~1 ms);
+    issued from many threads they wait for the same ones."""
+    names = list(names)
+    if not names:
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(UMOUNT_WORKERS, len(names))) as pool:
+        list(pool.map(remove, names))
+
+
 def exists(name: str) -> bool:
     return os.path.exists(ns_path(name))
 
@@ -116,16 +128,26 @@ def ns_inode(name: str) -> int:
 
 def pids_in(name: str) -> List[int]:
     """Processes whose network namespace is ``name`` (to kill what was left inside)."""
-    try:
-        inode = ns_inode(name)
-    except FileNotFoundError:
+    return pids_in_any([name])
+
+
+def pids_in_any(names: Iterable[str]) -> List[int]:
+    """Processes whose network namespace is one of ``names``: one pass over /proc
+    however many namespaces are asked about."""
+    inodes = set()
+    for name in names:
+        try:
+            inodes.add(ns_inode(name))
+        except FileNotFoundError:
+            pass
+    if not inodes:
         return []
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.stat("/proc/%s/ns/net" % entry).st_ino == inode:
+            if os.stat("/proc/%s/ns/net" % entry).st_ino in inodes:
                 pids.append(int(entry))
         except OSError:
             continue
