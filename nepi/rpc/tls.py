@@ -21,6 +21,8 @@ runs, with the same deadline, size cap, serializer and role checks, and the Unix
 still demands the secret from a peer of our own uid.
 """
 
+from __future__ import annotations   # annotations name cryptography types, loaded lazily
+
 import datetime
 import ipaddress
 import json
@@ -29,16 +31,15 @@ import os
 import re
 import socket
 import ssl
-from typing import Iterable, List, NamedTuple, Optional, Tuple
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Iterable, List, NamedTuple, Optional, Tuple
 
 from nepi.errors import NepiError
 from nepi.util.files import write_atomic, write_json_atomic
 from nepi.util.rootfiles import LISTEN
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 _logger = logging.getLogger("nepi.rpc.tls")
 
@@ -120,15 +121,28 @@ def host_names(extra: Iterable[str] = ()) -> List[str]:
 
 # ---- certificates -----------------------------------------------------------------------
 
+def _crypto():
+    """cryptography, imported when certificates are made or read: every daemon and CLI
+    process imports this module for its SSL contexts and addresses, and loading
+    cryptography's x509 costs ~30 ms of their start-up."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    return x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     entries = []
     for name in names:
         try:
@@ -143,6 +157,7 @@ def issue(ca_cert: x509.Certificate, ca_key, common_name: str, usage: str,
           not_after: Optional[datetime.datetime] = None) -> Tuple[x509.Certificate, object]:
     """A leaf certificate signed by the CA: ``usage`` "server" (with ``names`` as subject
     alternative names) or "client". Returns (certificate, private key)."""
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     key = key or _new_key()
     not_before = not_before or _now() - datetime.timedelta(minutes=5)
     not_after = not_after or not_before + datetime.timedelta(days=LEAF_DAYS)
@@ -172,6 +187,7 @@ def issue(ca_cert: x509.Certificate, ca_key, common_name: str, usage: str,
 
 
 def _make_ca() -> Tuple[x509.Certificate, object]:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
                                          "nepid CA (%s)" % socket.gethostname())])
@@ -192,10 +208,12 @@ def _make_ca() -> Tuple[x509.Certificate, object]:
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def key_pem(key) -> bytes:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -207,6 +225,7 @@ def _write_pair(cert_path: str, key_path: str, cert, key) -> None:
 
 
 def _load_pair(cert_path: str, key_path: str):
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     with open(cert_path, "rb") as f:
         cert = x509.load_pem_x509_certificate(f.read())
     with open(key_path, "rb") as f:
@@ -215,6 +234,7 @@ def _load_pair(cert_path: str, key_path: str):
 
 
 def _cert_names(cert: x509.Certificate) -> List[str]:
+    x509, hashes, serialization, ec, ExtendedKeyUsageOID, NameOID = _crypto()
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
