@@ -69,7 +69,11 @@ def _same_python(env: Dict[str, str]) -> bool:
     here, there = interpreter(os.environ), interpreter(env)
     here.pop("PYTHONPATH", None)
     wanted = [p for p in there.pop("PYTHONPATH", "").split(os.pathsep) if p]
-    on_path = {os.path.abspath(p) for p in sys.path if p}
+    # what this process imports from: sys.path ('' is the working directory) and where
+    # nepi itself came from (an editable install finds it through an import hook)
+    import nepi
+    on_path = {os.path.abspath(p or os.curdir) for p in sys.path}
+    on_path.add(os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__))))
     return here == there and all(os.path.abspath(p) in on_path for p in wanted)
 
 
