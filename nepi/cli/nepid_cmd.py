@@ -387,11 +387,11 @@ def cmd_run(args) -> int:
                 note = "nepid (pid %s) keeps running" % pid
             raise CliError("deployment failed: %s (%s; log: %s)"
                            % (one_line(error), note, nepid_log_file(root_dir)))
-        status = proxy.daemon_status()
+        status = None if args.quiet else proxy.daemon_status()
     finally:
         proxy.close()
     out("experiment %s in nepid (pid %s) serving %s" % (state, pid, root_dir))
-    if not args.quiet:
+    if status is not None:
         for line in _testbed_table(status.get("testbeds") or []):
             out(line)
     out("query it:  nepid status %s" % how)
