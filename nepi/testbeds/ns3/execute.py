@@ -1,17 +1,20 @@
 """The real ns3 testbed controller: it owns the ns-3 simulator of its process.
 
-One thread touches ns-3 (``_NsThread``): it imports the bindings (started as soon as the
-controller exists, since the import takes ~10 s), runs every deployment phase, then runs
-``Simulator::Run`` with the GIL released. Calls arriving from other threads (Pyro) are
-queued to that thread while the simulator is idle, and scheduled as simulator events
-(``RunOnSim``) while it runs, so get/set/status are answered during a simulation and ns-3
-is never used from two threads. ns-3 aborts the whole process on many bad inputs, so
-values are validated before they get there (see ``values``).
+ns-3 is driven through the C++ shim (see ``shim``: commands sent with ctypes, no Python
+bindings on the normal path). One thread touches ns-3 (``_NsThread``): it loads ns-3 and
+the shim (started as soon as the controller exists, so that it overlaps the experiment
+controller's calls), runs every deployment phase, then runs ``Simulator::Run`` with the
+GIL released. Calls arriving from other threads (Pyro) are queued to that thread while the
+simulator is idle, and run as simulator events (the shim's ``wake`` runs ``_pump``) while
+it runs, so get/set/status are answered during a simulation and ns-3 is never used from
+two threads. ns-3 aborts the whole process on many bad inputs, so values are validated
+before they get there (see ``values``).
 
-This module does not import ns-3 at import time; ``DaemonTestbedController`` is what a
+This module does not load ns-3 at import time; ``DaemonTestbedController`` is what a
 testbed daemon runs (nepi.util.proxy.build_testbed_controller(..., in_daemon=True)).
 """
 
+import collections
 import concurrent.futures
 import functools
 import ipaddress
@@ -22,11 +25,11 @@ import signal
 import socket
 import threading
 import time as _time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from nepi.core import testbed_impl
 from nepi.errors import DeploymentError
-from nepi.testbeds.ns3 import spec, values
+from nepi.testbeds.ns3 import shim, spec, values
 from nepi.testbeds.ns3.constants import TESTBED_ID, TESTBED_VERSION
 from nepi.testbeds.ns3.metadata import ATTR_CONSTRUCT, ATTR_GET, ATTR_SET, ns3_attribute_info
 from nepi.util.constants import CONNECTION_DELAY, TIME_NOW
@@ -116,10 +119,6 @@ def check_emulation(create: Dict[int, str], attribute) -> None:
                 " and ".join(missing)), guid=users[0], phase="setup")
 
 
-def _text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def refuse_exec() -> None:
     """``nepid exec``/``shell`` on an ns-3 node: why not."""
     raise NotImplementedError("ns-3 nodes are simulated: there is no process or shell "
@@ -134,23 +133,18 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         refuse_exec()
 
     def __init__(self) -> None:
-        super().__init__(TESTBED_ID, TESTBED_VERSION)
-        self.ns = None
-        self._cppyy = None
-        self._shim = None
-        self._shim_parts: set = set()
-        self.import_seconds: Optional[float] = None
-        self.imported_at: Optional[float] = None
-        self._import_error: Optional[BaseException] = None
+        # loading ns-3 comes first: it runs while the rest is set up and the daemon starts
+        self._native: Optional[shim.Native] = None
+        self._load_error: Optional[BaseException] = None
+        self._shim_build: Optional[shim.Build] = None
+        self._sim_tasks: "collections.deque" = collections.deque()   # for the next pump
         self._ns_thread = _NsThread()
-        self._shim_build = None
-        self._imported = self._ns_thread.submit(self._import_ns)
+        self._loaded = self._ns_thread.submit(self._load_ns)
+        super().__init__(TESTBED_ID, TESTBED_VERSION)
         self._state_lock = threading.Lock()
         self._sim_state = "idle"                 # idle -> running -> done
         self._sim_done = threading.Event()
         self._sim_error: Optional[BaseException] = None
-        self._pending_calls: List[Any] = []      # Python callables lent to ns-3 events
-        self._keep: List[Any] = []               # ns-3 objects nobody else references
         self._constructed: Dict[int, Dict[str, Any]] = {}
         self._stack_done: set = set()
         self._channels_done: set = set()
@@ -167,42 +161,36 @@ class DaemonTestbedController(testbed_impl.TestbedController):
 
     # -- the ns-3 thread --------------------------------------------------------------
 
-    def _import_ns(self) -> None:
+    def _load_ns(self) -> None:
+        """Load ns-3 and the shim (started with the controller: the EC's calls overlap)."""
         try:
-            from nepi.testbeds.ns3 import shim
-            self._shim_build = shim.Build()      # g++ runs while ns-3 is imported
             started = _time.monotonic()
-            from ns import ns
-            self.import_seconds = _time.monotonic() - started
-            self.imported_at = _time.time()
-            _logger.info("ns-3 bindings imported in %.3f s (at %.3f)", self.import_seconds,
-                         self.imported_at)
-            import cppyy
-            mode = shim.load(cppyy, self._shim_build)
-            _logger.info("ns-3 shim: %s", mode)
-            self._cppyy = cppyy
-            self._shim = cppyy.gbl.nepi_ns3
-            self._shim_parts = {"CORE", "RTT", "WIFI"} if mode == "library" else {"CORE"}
-            self.ns = ns
+            self._shim_build = shim.Build()
+            native = shim.load(self._shim_build)
+            native.set_pump(self._pump)
+            _logger.info("ns-3 shim: %s (ns-3 ready %.3f s after the controller started "
+                         "loading it)", native.mode, _time.monotonic() - started)
+            self._native = native
         except BaseException as e:              # reported at do_setup
-            self._import_error = e
-            _logger.error("cannot import ns-3: %s", e)
+            self._load_error = e
+            _logger.error("cannot load ns-3: %s", e)
 
-    def _need_shim(self, part: str):
-        """With cling, compile a part of the C++ shim the first time it is needed."""
-        if part not in self._shim_parts:
-            from nepi.testbeds.ns3 import shim
-            self._cppyy.cppdef("#pragma cling optimize(0)\n" + getattr(shim, part))
-            self._shim_parts.add(part)
-        return self._shim
+    def _require_ns(self) -> shim.Native:
+        if self._native is None:
+            self._loaded.result()
+            if self._native is None:
+                raise RuntimeError("ns-3 cannot be loaded (pip install ns3): %s"
+                                   % self._load_error)
+        return self._native
 
-    def _require_ns(self):
-        if self.ns is None:
-            self._imported.result()
-            if self._import_error is not None or self.ns is None:
-                raise RuntimeError("the ns-3 Python bindings cannot be imported (pip install "
-                                   "ns3): %s" % self._import_error)
-        return self.ns
+    def _pump(self) -> None:
+        """On the simulator thread, as an event: the calls queued for the simulation."""
+        while self._sim_tasks:
+            try:
+                task = self._sim_tasks.popleft()
+            except IndexError:                   # taken back by a caller meanwhile
+                return
+            task()
 
     def _call(self, fn, timeout: Optional[float] = None):
         """Run ``fn`` on the ns-3 thread: queued while idle, as an event while running."""
@@ -226,8 +214,8 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             finally:
                 done.set()
 
-        self._pending_calls.append(task)      # alive until the simulator is destroyed
-        self._shim.RunOnSim(task)
+        self._sim_tasks.append(task)
+        self._x("wake")
         deadline = _time.monotonic() + SIM_CALL_TIMEOUT
         while not done.wait(0.02):
             if self._sim_done.is_set():
@@ -237,6 +225,10 @@ class DaemonTestbedController(testbed_impl.TestbedController):
                                    % SIM_CALL_TIMEOUT)
         if not done.is_set():
             # The simulation ended before our event ran: the thread is free again.
+            try:
+                self._sim_tasks.remove(task)
+            except ValueError:
+                pass
             return self._ns_thread.call(fn)
         if "error" in box:
             raise box["error"]
@@ -253,13 +245,11 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         self._call(self._setup_ns)
 
     def _setup_ns(self) -> None:
-        ns = self._require_ns()
-        impl = self._testbed_attribute("SimulatorImplementationType")
-        ns.GlobalValue.Bind("SimulatorImplementationType", ns.StringValue(impl))
-        ns.GlobalValue.Bind("SchedulerType",
-                            ns.StringValue(self._testbed_attribute("SchedulerType")))
+        self._require_ns()
+        for name in ("SimulatorImplementationType", "SchedulerType"):
+            self._x("bind", name, "t", self._testbed_attribute(name))
         if self._testbed_attribute("ChecksumEnabled"):
-            ns.GlobalValue.Bind("ChecksumEnabled", ns.BooleanValue(True))
+            self._x("bind", "ChecksumEnabled", "s", "true")
         os.makedirs(self._trace_dir(), exist_ok=True)
 
     # ns-3 objects are only touched from the ns-3 thread: the generic phases run there
@@ -293,15 +283,13 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             self._ns_thread.submit(self._run_simulator)
 
     def _prepare_run(self) -> None:
-        ns = self.ns
         stop_time = self._testbed_attribute("StopTime")
         if stop_time:
-            ns.Simulator.Stop(ns.Time(values.canonical_time(stop_time)))
-        ns.Simulator.Run.__release_gil__ = True
+            self._x("stopat", values.canonical_time(stop_time))
 
     def _run_simulator(self) -> None:
         try:
-            self.ns.Simulator.Run()
+            self._x("run")                      # the GIL is released meanwhile
         except BaseException as e:
             self._sim_error = e
             _logger.error("ns-3 simulation failed: %s", e)
@@ -317,14 +305,14 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if self._sim_running():
             def stop_on_simulator():
                 testbed_impl.TestbedController.stop(self, time)
-                self.ns.Simulator.Stop()
+                self._x("stop")
             self._call(stop_on_simulator)
             if not self._sim_done.wait(STOP_TIMEOUT):
                 raise RuntimeError("the ns-3 simulator did not stop within %.0f s"
                                    % STOP_TIMEOUT)
         else:
             self._base_stop(time)
-            if self.ns is not None:
+            if self._native is not None:
                 self._call(self._finish_traces)
         self._status = TS.STATUS_STOPPED
 
@@ -357,25 +345,20 @@ class DaemonTestbedController(testbed_impl.TestbedController):
             self._ns_thread.close()
 
     def _destroy(self) -> None:
-        if self.ns is None:
+        if self._native is None:
             return
         self._finish_traces()
         self._x("silence")
         self._x("clear")
         self.elements.clear()
-        self._keep.clear()
-        self.ns.Simulator.Destroy()
-        self._pending_calls.clear()
+        self._x("destroy")
+        self._sim_tasks.clear()
 
     # -- runtime values -------------------------------------------------------------------
 
     def _x(self, *command) -> str:
         """One command for the C++ side (nepi_ns3::Exec); RuntimeError if it fails."""
-        result = self._shim.Exec([str(c) for c in command])
-        result = _text(result)
-        if result.startswith("\x01"):
-            raise RuntimeError(result[1:])
-        return result
+        return self._native.exec(command)
 
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
         super().set(guid, name, value, time)   # validates and records (no ns-3 involved)
@@ -570,76 +553,47 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     def connect_node_wifi(self, node: int, dev: int) -> None:
         """Build the wifi device of ``dev`` with ns-3's helpers from its PHY, MAC, manager,
         channel and error rate model boxes (raw wifi objects cannot be wired in 3.44)."""
-        ns = self.ns
         phys = self.get_connected(dev, "phy", "dev")
         macs = self.get_connected(dev, "mac", "dev")
         managers = self.get_connected(dev, "manager", "dev")
         if len(phys) != 1 or len(macs) != 1:
             raise RuntimeError("wifi device %d needs one PHY (phy) and one MAC (mac)" % dev)
         phy, mac = phys[0], macs[0]
-        self._need_shim("WIFI")
-        keep: list = []
-        phy_helper = ns.YansWifiPhyHelper()
+        manager = managers[0] if managers else -1
+        self._native.need("WIFI")
         chans = self.get_connected(phy, "chan", "phys")
         if chans:
             self._complete_wifi_channel(chans[0])
-            channel = self._shim.Get(chans[0]).GetObject[ns.YansWifiChannel]()
-        else:
-            channel = ns.YansWifiChannelHelper.Default().Create()
-            self._keep.append(channel)
-        phy_helper.SetChannel(channel)
         errors = self.get_connected(phy, "err", "phy")
-        if errors:
-            phy_helper.SetErrorRateModel(spec.FACTORIES[self._create[errors[0]]]["typeid"])
-        for name, ref in self._helper_args(phy, keep):
-            phy_helper.Set(name, ref)
-        mac_typeid = spec.FACTORIES[self._create[mac]]["typeid"]
-        mac_helper = ns.WifiMacHelper()
-        mac_helper.SetType(mac_typeid, *[x for pair in self._helper_args(mac, keep)
-                                         for x in pair])
-        wifi = ns.WifiHelper()
         standard = self._user_values(phy).get("Standard") or super().get(phy, "Standard")
-        wifi.SetStandard(getattr(ns, spec.OLD_WIFI_STANDARDS.get(standard, standard)))
-        if managers:
-            mgr_typeid = spec.FACTORIES[self._create[managers[0]]]["typeid"]
-            wifi.SetRemoteStationManager(mgr_typeid, *[x for pair in
-                                                       self._helper_args(managers[0], keep)
-                                                       for x in pair])
         # a YANS channel needs positions: a node without mobility model stays at 0,0,0
         self._x("mobility", node)
-        n = self._shim.Get(node).GetObject[ns.Node]()
-        device = wifi.Install(phy_helper, mac_helper, n).Get(0)
-        self._shim.PutWifi(dev, phy, mac, managers[0] if managers else -1, device)
+        self._x("wifi", node, dev, phy, mac, manager, chans[0] if chans else -1,
+                spec.OLD_WIFI_STANDARDS.get(standard, standard),
+                spec.FACTORIES[self._create[errors[0]]]["typeid"] if errors else "",
+                *self._helper_part(phy), *self._helper_part(mac),
+                *(self._helper_part(manager) if managers else ("", 0)))
         self.elements[dev] = self.elements[phy] = self.elements[mac] = True
         parts = [dev, mac]
         if managers:
-            self.elements[managers[0]] = True
-            parts.append(managers[0])
+            self.elements[manager] = True
+            parts.append(manager)
         for guid in parts:
             for name, value in self._user_values(guid).items():
                 self._push(guid, name, value)
 
-    def _helper_args(self, guid: int, keep: list) -> list:
-        """[(name, AttributeValue&)] of construct-time values, for ns-3's wifi helpers."""
+    def _helper_part(self, guid: int) -> list:
+        """[typeid, n, name, text, ...]: a box's construct-time values for ns-3's wifi
+        helpers (wifi.cc's ReadPart parses them)."""
         factory_id = self._create[guid]
-        typeid = spec.FACTORIES[factory_id]["typeid"]
-        ns = self.ns
-        result = []
+        pairs = []
         for name, value in self._user_values(guid).items():
             info = ns3_attribute_info(factory_id, name)
             if not info or "alias" in info or not info.get("flags", 0) & ATTR_CONSTRUCT:
                 continue
-            text = values.ns3_text(info["type"], value, name)
-            tid = ns.TypeId.LookupByName(typeid)
-            attr_info = ns.TypeId.AttributeInformation()
-            tid.LookupAttributeByName(name, attr_info)
-            v = attr_info.checker.Create()
-            if not v.DeserializeFromString(text, attr_info.checker):
-                raise ValueError("ns-3 cannot parse %r as the %s of %s" % (text, name, typeid))
-            keep.append(v)
-            result.append((name, v.__deref__()))
+            pairs += [name, values.ns3_text(info["type"], value, name)]
             self._constructed.setdefault(guid, {})[name] = value
-        return result
+        return [spec.FACTORIES[factory_id]["typeid"], len(pairs) // 2] + pairs
 
     # -- configuration ----------------------------------------------------------------
 
@@ -749,16 +703,16 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         factory_id = self._create[guid]
         if trace == "Rtt":
             path = self._trace_path(guid, trace, "trace-app-%d-Rtt.txt" % guid)
-            if not self._need_shim("RTT").ConnectRtt(guid, path):
-                raise RuntimeError("cannot hook the Rtt trace of application %d" % guid)
+            self._native.need("RTT")
+            self._x("rtt", guid, path)
             return
         if trace == "YansWifiPhyPcapTrace":
             devs = self.get_connected(guid, "dev", "phy")
             node, pos = self._device_position(devs[0]) if devs else (-1, -1)
             path = self._trace_path(guid, trace,
                                     "trace-yanswifi-node-%d-dev-%d.pcap" % (node, pos))
-            if not self._need_shim("WIFI").ConnectWifiPcap(guid, path):
-                raise RuntimeError("cannot hook the wifi PHY %d sniffer traces" % guid)
+            self._native.need("WIFI")
+            self._x("wifipcap", guid, path)
             return
         node, pos = self._device_position(guid)
         kind = {"ns3::PointToPointNetDevice": "p2p", "ns3::CsmaNetDevice": "csma",
@@ -778,12 +732,12 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         return path
 
     def _flush_traces(self) -> None:
-        if self._shim is not None:
+        if self._native is not None:
             self._x("flush")
 
     def _finish_traces(self) -> None:
         """Close the trace files (end of the run)."""
-        if self._traces_closed or self._shim is None:
+        if self._traces_closed or self._native is None:
             return
         self._traces_closed = True
         self._x("close")
@@ -806,7 +760,7 @@ class DaemonTestbedController(testbed_impl.TestbedController):
         if attribute not in ("value", "base64"):
             return super().trace(guid, trace_id, attribute)
         path = self.trace_filepath(guid, trace_id)
-        if not self._traces_closed and self._shim is not None:
+        if not self._traces_closed and self._native is not None:
             self._call(self._flush_traces)
         if attribute == "base64":
             return super().trace(guid, trace_id, attribute)
@@ -865,34 +819,16 @@ class DaemonTestbedController(testbed_impl.TestbedController):
     def _replace_fd(self, guid: int, fd: int) -> None:
         """On the simulator thread: stop the device (ns-3 closes its old fd), then give it
         the new one and start it again, and forget the old peer's MAC address."""
-        ns = self.ns
-        dev = self._shim.Get(guid).GetObject[ns.FdNetDevice]()
-        dev.Stop(ns.Seconds(0))                  # StopDevice runs next, then:
-
-        def start_again():
-            self._x("fd", guid, fd)
-            dev.Start(ns.Seconds(0))
-            self._flush_arp(guid)
-        self._pending_calls.append(start_again)
-        self._shim.RunOnSim(start_again)
+        node = self._node_of(guid)
+        self._x("refd", guid, fd, -1 if node is None else node)
 
     def _flush_arp(self, dev: int) -> None:
         """Forget the ARP entries learnt on ``dev``: the peer behind it was replaced (a
         restarted testbed's new TAP has a new MAC address, and ns-3 only learns from
         replies to its own requests)."""
-        ns = self.ns
         node = self._node_of(dev)
-        if node is None:
-            return
-        ipv4 = self._shim.Get(node).GetObject[ns.Ipv4L3Protocol]()
-        device = self._shim.Get(dev).GetObject[ns.NetDevice]()
-        if not ipv4 or not device:
-            return
-        index = ipv4.GetInterfaceForDevice(device)
-        if index >= 0:
-            cache = ipv4.GetInterface(index).GetArpCache()
-            if cache:
-                cache.Flush()
+        if node is not None:
+            self._x("flusharp", node, dev)
 
     def _close_fd_socket(self, guid: int) -> None:
         sock = self._fd_sockets.pop(guid, None)

@@ -1,9 +1,9 @@
 """The ns3 controller used in SINGLE mode: the simulator still gets a process of its own.
 
-ns-3 keeps one simulator per process and cannot be reset, and importing it costs ~10 s, so
-an in-process ExperimentController gets this proxy instead: programming calls are checked
-here (no ns-3 needed) and recorded; a private testbed daemon is launched through nepi.rpc as
-soon as the root directory is known (so its ns-3 import overlaps the rest of the
+ns-3 keeps one simulator per process and cannot be reset, so an in-process
+ExperimentController gets this proxy instead: programming calls are checked here (no ns-3
+needed) and recorded; a private testbed daemon is launched through nepi.rpc as soon as the
+root directory is known (so its start and its loading of ns-3 overlap the rest of the
 programming); from ``do_setup`` on, every call is forwarded to it. ``shutdown()`` shuts the
 daemon down and waits until its process is gone. The daemon watches this process and shuts
 itself down if it disappears.
@@ -37,6 +37,7 @@ class TestbedController(testbed_impl.TestbedController):
         self._launcher: Optional[threading.Thread] = None
         self._launch_error: Optional[BaseException] = None
         self._launch_lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._child_root: Optional[str] = None
         self._own_tempdir: Optional[str] = None
         self._closed = False
@@ -92,24 +93,34 @@ class TestbedController(testbed_impl.TestbedController):
             self._launch_error = e
 
     def _ensure_remote(self):
-        if self._remote is not None:
-            return self._remote
-        self._start_launch()
-        self._launcher.join()
         if self._remote is None:
-            raise RuntimeError("could not start the ns3 testbed daemon: %s"
-                               % (self._launch_error or "shut down"))
-        calls, self._calls = self._calls, []
-        self._remote.program(calls)
+            self._start_launch()
+            self._launcher.join()
+            if self._remote is None:
+                raise RuntimeError("could not start the ns3 testbed daemon: %s"
+                                   % (self._launch_error or "shut down"))
+        return self._running_remote()
+
+    def _running_remote(self):
+        """The daemon, with the programming replayed, once it runs; else None."""
+        if self._remote is None:
+            return None
+        self._send_calls()
         return self._remote
+
+    def _send_calls(self) -> None:
+        """Replay the recorded programming in the daemon, in order, before anything else
+        reaches it (the daemon may have become ready before or after the first call)."""
+        with self._send_lock:
+            calls, self._calls = self._calls, []
+            if calls:
+                self._remote.program(calls)
 
     # -- programming: checked here, recorded for the daemon ---------------------------
 
     def program(self, calls: List[list]) -> None:
         super().program(calls)                # each defer_* below validates and records
-        if self._remote is not None and self._calls:
-            calls, self._calls = self._calls, []
-            self._remote.program(calls)
+        self._running_remote()
 
     def _record(self, name, *args) -> None:
         self._calls.append([name] + list(args))
@@ -185,9 +196,10 @@ class TestbedController(testbed_impl.TestbedController):
 
     def _query(name):
         def method(self, *args, **kwargs):
-            if self._remote is None:
+            remote = self._running_remote()
+            if remote is None:
                 return getattr(testbed_impl.TestbedController, name)(self, *args, **kwargs)
-            return getattr(self._remote, name)(*args, **kwargs)
+            return getattr(remote, name)(*args, **kwargs)
         method.__name__ = name
         return method
 
@@ -201,8 +213,9 @@ class TestbedController(testbed_impl.TestbedController):
     del _query
 
     def status(self, guid: Optional[int] = None) -> int:
-        if self._remote is not None:
-            return self._remote.status(guid)
+        remote = self._running_remote()
+        if remote is not None:
+            return remote.status(guid)
         if guid is None:
             return self._status
         if self._factory_of(guid).status_function is None:
@@ -210,11 +223,12 @@ class TestbedController(testbed_impl.TestbedController):
         return AS.STATUS_NOT_STARTED                 # nothing runs before do_setup
 
     def set(self, guid: int, name: str, value: Any, time: str = TIME_NOW) -> None:
-        if self._remote is None:
+        remote = self._running_remote()
+        if remote is None:
             super().set(guid, name, value, time)
             self._record("defer_create_set", guid, name, value)
         else:
-            self._remote.set(guid, name, value, time)
+            remote.set(guid, name, value, time)
 
     def trace_filepath(self, guid: int, trace_id: str) -> str:
         return self.trace(guid, trace_id, "path")

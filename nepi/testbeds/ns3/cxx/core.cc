@@ -1,14 +1,9 @@
-// nepi's ns-3 shim: the guid registry and Exec(command), the one entry point the
-// ns3 testbed calls (see nepi/testbeds/ns3/shim.py for how it is compiled and loaded).
+// nepi's ns-3 shim: the guid registry and Exec(command), the one entry point the ns3
+// testbed calls -- through the C function nepi_ns3_exec, with ctypes (declarations.h
+// precedes this file; see nepi/testbeds/ns3/shim.py for how it is compiled and loaded).
 #include <cstdint>
-#include <fstream>
-#include <functional>
-#include <map>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
-#include <string>
-#include <vector>
 
 namespace nepi_ns3 {
 using namespace ns3;
@@ -18,17 +13,10 @@ static std::map<int, Ptr<Ipv4StaticRouting>> g_static;
 static std::vector<Ptr<OutputStreamWrapper>> g_ascii;
 static std::vector<Ptr<PcapFileWrapper>> g_pcap;
 static std::vector<std::shared_ptr<std::ofstream>> g_text;
+static std::map<std::string, Command> g_commands;       // the optional parts' commands
+static void (*g_pump)() = nullptr;                      // runs Python's queued calls
 
-// Run a Python callable on the simulator thread, as soon as possible.
-void RunOnSim(std::function<void()> f) {
-  Simulator::ScheduleWithContext(0xffffffff, Seconds(0), [f]() { f(); });
-}
-
-void StopNow() {
-  Simulator::ScheduleWithContext(0xffffffff, Seconds(0), []() { Simulator::Stop(); });
-}
-
-bool Has(int guid) { return g_objects.count(guid) > 0; }
+void AddCommand(const std::string& op, Command command) { g_commands[op] = command; }
 
 Ptr<Object> Get(int guid) {
   auto it = g_objects.find(guid);
@@ -125,10 +113,21 @@ static int InterfaceFor(Ptr<Ipv4> ipv4, Ipv4Address target) {
 
 static Ipv4Mask Prefix(const std::string& n) { return Ipv4Mask(("/" + n).c_str()); }
 
-static Ptr<PcapFileWrapper> NewPcap(const std::string& path, PcapHelper::DataLinkType dlt) {
+Ptr<PcapFileWrapper> NewPcap(const std::string& path, PcapHelper::DataLinkType dlt) {
   Ptr<PcapFileWrapper> f = PcapHelper().CreateFile(path, std::ios::out, dlt);
   g_pcap.push_back(f);
   return f;
+}
+
+// Forget the ARP entries learnt on a device (the peer behind it was replaced).
+static void FlushArp(int node, int dev) {
+  Ptr<Ipv4L3Protocol> ipv4 = Get(node)->GetObject<Ipv4L3Protocol>();
+  Ptr<NetDevice> device = Get(dev)->GetObject<NetDevice>();
+  if (!ipv4 || !device) return;
+  int32_t index = ipv4->GetInterfaceForDevice(device);
+  if (index < 0) return;
+  Ptr<ArpCache> cache = ipv4->GetInterface(index)->GetArpCache();
+  if (cache) cache->Flush();
 }
 
 // Ping::PrintReport, also run at dispose, divides by the number of echoes sent whatever
@@ -372,6 +371,34 @@ static std::string Exec1(const std::vector<std::string>& c) {
       Ping* ping = PeekPointer(DynamicCast<Ping>(kv.second));
       if (ping && ping->*Member(PingSeq()) == 0) ping->*Member(PingReported()) = true;
     }
+  } else if (op == "refd") {                  // dev fd node|-1: a new fd while running
+    Ptr<FdNetDevice> d = As<FdNetDevice>(Int(c.at(1)), "an FdNetDevice");
+    int dev = Int(c.at(1)), fd = Int(c.at(2)), node = Int(c.at(3));
+    d->Stop(Seconds(0));                      // StopDevice (closing the old fd) runs first
+    Simulator::ScheduleWithContext(0xffffffff, Seconds(0), [d, dev, fd, node]() {
+      d->SetFileDescriptor(fd);
+      d->Start(Seconds(0));
+      if (node >= 0) FlushArp(node, dev);
+    });
+  } else if (op == "flusharp") {              // node dev
+    FlushArp(Int(c.at(1)), Int(c.at(2)));
+  } else if (op == "bind") {                  // name kind value: a global value
+    if (c.at(2) == "t") CheckTypeId(c.at(1), c.at(3));
+    if (!GlobalValue::BindFailSafe(c.at(1), StringValue(c.at(3)))) {
+      throw std::runtime_error("ns-3 refused the global value " + c[1] + " = '" + c[3] + "'");
+    }
+  } else if (op == "stopat") {                // time: the simulation ends then
+    Simulator::Stop(Time(c.at(1)));
+  } else if (op == "run") {
+    Simulator::Run();
+  } else if (op == "stop") {                  // on the simulator thread
+    Simulator::Stop();
+  } else if (op == "wake") {                  // any thread: the pump runs as an event
+    Simulator::ScheduleWithContext(0xffffffff, Seconds(0), []() {
+      if (g_pump) g_pump();
+    });
+  } else if (op == "destroy") {
+    Simulator::Destroy();
   } else if (op == "populate") {
     Ipv4GlobalRoutingHelper::PopulateRoutingTables();
   } else if (op == "flush") {
@@ -389,7 +416,9 @@ static std::string Exec1(const std::vector<std::string>& c) {
     g_pcap.clear();
     g_text.clear();
   } else {
-    throw std::runtime_error("unknown command " + op);
+    auto it = g_commands.find(op);
+    if (it == g_commands.end()) throw std::runtime_error("unknown command " + op);
+    return it->second(c);
   }
   return "";
 }
@@ -404,3 +433,14 @@ std::string Exec(const std::vector<std::string>& command) {
 }
 
 }  // namespace nepi_ns3
+
+// ctypes calls these with the GIL released. The result stays valid until the calling
+// thread's next call.
+extern "C" const char* nepi_ns3_exec(int argc, const char* const* argv) {
+  static thread_local std::string result;
+  result = nepi_ns3::Exec(std::vector<std::string>(argv, argv + argc));
+  return result.c_str();
+}
+
+// The Python callable (a ctypes callback) that "wake" events run on the simulator thread.
+extern "C" void nepi_ns3_set_pump(void (*pump)()) { nepi_ns3::g_pump = pump; }

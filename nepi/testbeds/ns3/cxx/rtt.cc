@@ -7,10 +7,16 @@ static void RttSink(std::shared_ptr<std::ofstream> out, uint16_t seq, ns3::Time 
          << rtt.GetNanoSeconds() << ".0ns" << std::endl;
 }
 
-bool ConnectRtt(int guid, const std::string& path) {
-  auto out = std::make_shared<std::ofstream>(path.c_str());
+static std::string ConnectRtt(const std::vector<std::string>& c) {   // rtt guid path
+  int guid = std::stoi(c.at(1));
+  auto out = std::make_shared<std::ofstream>(c.at(2).c_str());
   AddTextStream(out);
-  return Get(guid)->TraceConnectWithoutContext("Rtt", ns3::MakeBoundCallback(&RttSink, out));
+  if (!Get(guid)->TraceConnectWithoutContext("Rtt", ns3::MakeBoundCallback(&RttSink, out))) {
+    throw std::runtime_error("cannot hook the Rtt trace of application " + c[1]);
+  }
+  return "";
 }
 
 }  // namespace nepi_ns3
+
+extern "C" void nepi_ns3_register_rtt() { nepi_ns3::AddCommand("rtt", &nepi_ns3::ConnectRtt); }
