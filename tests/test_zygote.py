@@ -57,13 +57,14 @@ def no_python_m(python_m_runs):
 
 @pytest.fixture
 def own_zygote(monkeypatch):
-    """A zygote of this test process, stopped afterwards (forked only if safe); it can
-    import the test-only testbeds of tests/lib."""
-    monkeypatch.syspath_prepend(LIB_DIR)
+    """A zygote of this test process, stopped afterwards (forked, or started as python -m
+    when this process runs threads); it can import the test-only testbeds of tests/lib."""
+    monkeypatch.syspath_prepend(LIB_DIR)           # a forked zygote has our sys.path,
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(  # a started one our environment
+        [LIB_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     zygote.shutdown()
     z = zygote.preload()
-    if z is None:
-        pytest.skip("this test process is multi-threaded: no zygote can be forked here")
+    assert z is not None
     yield z
     zygote.shutdown()
 
@@ -152,6 +153,31 @@ def test_nothing_of_the_owner_runs_in_its_daemons(tmp_path):
     assert zygote_pid != daemon
     assert psutil.wait_procs([p for p in map(_process, (zygote_pid, daemon)) if p],
                              timeout=5)[1] == []
+
+
+def test_a_threaded_owner_gets_a_started_zygote(tmp_path, monkeypatch, no_python_m):
+    """An owner running threads cannot fork safely: its zygote is a new interpreter, and
+    daemons still come from it."""
+    import threading
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        zygote.shutdown()
+        z = zygote.preload()
+        assert z is not None
+        assert psutil.Process(z.pid).cmdline()[1:3] == ["-m", "nepi.rpc.zygote"] or \
+            wait_until(lambda: psutil.Process(z.pid).cmdline()[0] == "nepi-zygote", 5.0)
+        tc = launch_mock(tmp_path / "tb")
+        try:
+            assert tc.ping()
+            assert psutil.Process(tc.pid).cmdline()[1:3] == ["-m", "nepi.rpc.daemon_main"]
+        finally:
+            tc.shutdown()
+    finally:
+        release.set()
+        thread.join()
+        zygote.shutdown()
 
 
 def test_the_zygote_dies_with_its_owner_killed(tmp_path):

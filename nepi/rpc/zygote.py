@@ -5,10 +5,11 @@
 few milliseconds. Forking is only safe from a single-threaded process (a thread holding a
 lock at fork time leaves it held forever in the child), so:
 
-- the *zygote*: while its owner (nepid, an in-process experiment controller, a script) is
-  still single-threaded, ``preload()`` forks a child that imports the daemon modules and
-  then waits on a socket pair. Asked to launch, it forks a worker; it lives in its own
-  session, and dies with its owner (socket closed, PR_SET_PDEATHSIG);
+- the *zygote*: ``preload()`` forks a child of its owner (nepid, an in-process experiment
+  controller, a script) that imports the daemon modules and then waits on a socket pair
+  (an owner already running threads starts it as ``python -m nepi.rpc.zygote`` instead).
+  Asked to launch, it forks a worker; it lives in its own session, and dies with its
+  owner (socket closed, PR_SET_PDEATHSIG);
 - a process that is single-threaded when it launches (``nepid start``, ``nepi.rpc.remote
   launch`` over SSH) forks the worker itself;
 - otherwise, or when the daemon's environment would change what Python imports (other
@@ -34,6 +35,7 @@ import resource
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -299,10 +301,16 @@ class Zygote:
     def __init__(self, first: Sequence[str] = ()) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         owner = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            parent_end.close()
-            _zygote_main(child_end, owner, first)
+        if single_threaded():          # a copy of this process, modules and all
+            pid = os.fork()
+            if pid == 0:
+                parent_end.close()
+                _zygote_main(child_end, owner, first)
+        else:                          # forking a threaded process is unsafe: a new one
+            pid = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(owner), str(child_end.fileno())]
+                + list(first), pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL,
+                env=_own_python_env()).pid
         child_end.close()
         self.pid = pid
         self.owner = owner
@@ -356,6 +364,17 @@ class Zygote:
             time.sleep(0.002)
 
 
+def _own_python_env() -> Dict[str, str]:
+    """This environment, with nepi's own directory on PYTHONPATH (an editable install
+    finds nepi through an import hook that ``python -m`` may not have)."""
+    import nepi
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__)))
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(parts + ([] if here in parts else [here]))
+    return env
+
+
 _zygote: Optional[Zygote] = None
 _zygote_lock = threading.Lock()
 
@@ -365,7 +384,7 @@ def preload(first: Sequence[str] = ()) -> Optional[Zygote]:
     preloads the testbeds ``first`` before the others."""
     global _zygote
     with _zygote_lock:
-        if _zygote is None and not disabled() and single_threaded():
+        if _zygote is None and not disabled():
             try:
                 _zygote = Zygote(first)
             except OSError as e:
@@ -409,3 +428,6 @@ def _forget_inherited() -> None:
 
 os.register_at_fork(after_in_child=_forget_inherited)
 atexit.register(shutdown)
+
+if __name__ == "__main__":     # started by a multi-threaded owner: OWNER_PID FD [TESTBED...]
+    _zygote_main(socket.socket(fileno=int(sys.argv[2])), int(sys.argv[1]), sys.argv[3:])
