@@ -1,17 +1,26 @@
-"""Deploy and shut down a mock experiment of 100, 1,000 and 5,000 elements in-process.
+"""Build, write, read and deploy mock designs of 5,000 and 50,000 elements in-process.
 
-Prints seconds per phase (from the experiment controller's progress events), elements
-per second, and the ratio time(5,000) / time(1,000) of the engine's own work
-(controller construction + start + stop + shutdown); target <= 5.5 (linear).
+For each size: the total and per-element time (wall clock, and CPU of this process in
+brackets) of building the design, writing its XML, reading the XML back into a design,
+deploying it (controller construction: parse and validate, then start) and shutting it
+down (stop and shutdown). Then, for each, the ratio per-element(largest) /
+per-element(smallest): the engine stays linear if deploy + shutdown is within 1.2; and the
+XML round trip (write + read back into a design) at the largest size, target <= 2 s.
 
-    python bench/bench_mock_deploy.py [SIZE ...]
+    python bench/bench_mock_deploy.py [--phases] [--repeat N] [SIZE ...]
+
+--phases adds the seconds of each deployment phase (from the controller's progress
+events). Figures from a busy machine are noisy: compare ratios within one run.
 """
 
+import argparse
+import gc
 import os
 import shutil
 import sys
 import tempfile
 import time
+from typing import Callable, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -19,12 +28,14 @@ sys.path.insert(0, os.path.dirname(HERE))
 from nepi.core.design import ExperimentDescription, FactoriesProvider  # noqa: E402
 from nepi.core.execute import ExperimentController  # noqa: E402
 
-SIZES = [100, 1000, 5000]
-REPEATS = {100: 5, 1000: 3, 5000: 3}
-TARGET_RATIO = 5.5
+SIZES = [5000, 50000]
+TARGET_RATIO = 1.2          # per-element deploy + shutdown, largest / smallest size
+TARGET_ROUND_TRIP = 2.0     # seconds, XML write + read at the largest size
+STEPS = ("design build", "XML write", "XML read", "deploy", "shutdown")
+ENGINE = ("deploy", "shutdown")
 
 
-def build_design(elements, testbed_id="mock"):
+def build_design(elements: int, testbed_id: str = "mock") -> ExperimentDescription:
     """``elements`` mock boxes: groups of two Nodes, each with an Interface (node <-> devs)
     and an Application (node <-> apps, trace "fake"), the two Interfaces linked
     (iface <-> iface); the remainder are plain Nodes."""
@@ -55,110 +66,129 @@ class PhaseClock:
     """Seconds per phase: the time since the previous progress event, charged to the
     phase of each 'done' event (phases run one after another)."""
 
-    def __init__(self):
-        self.last = None
-        self.phases = {}
-        self.active = False
-
-    def start(self):
+    def __init__(self) -> None:
         self.last = time.perf_counter()
-        self.active = True
+        self.phases: Dict[str, float] = {}
 
-    def __call__(self, event):
+    def __call__(self, event: dict) -> None:
         now = time.perf_counter()
-        if self.active and event["state"] in ("done", "failed"):
+        if event["state"] in ("done", "failed"):
             self.phases[event["phase"]] = self.phases.get(event["phase"], 0.0) + \
                 (now - self.last)
             self.last = now
 
 
-def run_once(xml, elements):
+Timing = Tuple[float, float]     # (wall seconds, CPU seconds)
+
+
+def timed(fn: Callable[[], object]) -> Tuple[object, Timing]:
+    """fn()'s result and how long it took; garbage from earlier steps is collected
+    first, so that no step pays for another."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, (time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_once(elements: int) -> Tuple[Dict[str, Timing], Dict[str, float]]:
+    """One build, write, read, deploy and shutdown of a design of ``elements`` boxes."""
+    timings: Dict[str, Timing] = {}
+    exp, timings["design build"] = timed(lambda: build_design(elements))
+    xml, timings["XML write"] = timed(exp.to_xml)
+    del exp
+
+    def read_back() -> ExperimentDescription:
+        design = ExperimentDescription()
+        design.from_xml(xml)
+        return design
+
+    design, timings["XML read"] = timed(read_back)
+    del design
     root = tempfile.mkdtemp(prefix="nepi-bench-")
-    timings = {}
-    persisted = []
-    original = ExperimentController._persist_execute_xml
-
-    def timed_persist(self):
-        t = time.perf_counter()
-        try:
-            return original(self)
-        finally:
-            persisted.append(time.perf_counter() - t)
-    ExperimentController._persist_execute_xml = timed_persist
+    clock = PhaseClock()
     try:
-        t0 = time.perf_counter()
-        controller = ExperimentController(xml, root)
-        t1 = time.perf_counter()
-        clock = PhaseClock()
-        controller.add_progress_listener(clock)
-        clock.start()
-        controller.start()
-        t2 = time.perf_counter()
-        clock.active = False
-        controller.stop()
-        t3 = time.perf_counter()
-        controller.shutdown()
-        t4 = time.perf_counter()
+        def deploy() -> ExperimentController:
+            controller = ExperimentController(xml, root)
+            controller.add_progress_listener(clock)
+            clock.last = time.perf_counter()
+            controller.start()
+            return controller
+
+        controller, timings["deploy"] = timed(deploy)
+
+        def shutdown() -> None:
+            controller.stop()
+            controller.shutdown()
+
+        _, timings["shutdown"] = timed(shutdown)
     finally:
-        ExperimentController._persist_execute_xml = original
         shutil.rmtree(root, ignore_errors=True)
-    phases = {}
-    for phase, seconds in clock.phases.items():
-        if phase == "start" and persisted:
-            # the gap before 'start done' also holds the final netref pass and the
-            # execute XML (design + runtime values) written to the root dir
-            phases["persist execute XML"] = persisted[0]
-            seconds -= persisted[0]
-        phases[phase] = seconds
-    timings["construct (parse + validate)"] = t1 - t0
-    timings["start (all phases)"] = t2 - t1
-    timings["stop"] = t3 - t2
-    timings["shutdown"] = t4 - t3
-    timings["engine total"] = t4 - t0
-    return timings, phases
+    return timings, clock.phases
 
 
-def fmt(seconds):
-    return "%8.3f s" % seconds
+def median_run(runs: List[Tuple[Dict[str, Timing], Dict[str, float]]]):
+    """The run whose engine time (deploy + shutdown) is the median."""
+    runs = sorted(runs, key=lambda r: sum(r[0][s][0] for s in ENGINE))
+    return runs[len(runs) // 2]
 
 
-def main(argv):
-    sizes = [int(a) for a in argv] or SIZES
-    print("nepi mock deployment benchmark (in-process), Python %s" % sys.version.split()[0])
-    totals = {}
+def engine_sum(timings: Dict[str, Timing]) -> Timing:
+    """(wall, CPU) of deploy + shutdown."""
+    return (sum(timings[s][0] for s in ENGINE), sum(timings[s][1] for s in ENGINE))
+
+
+def per_element_us(seconds: float, elements: int) -> float:
+    return seconds / elements * 1e6
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=SIZES)
+    parser.add_argument("--phases", action="store_true",
+                        help="also show the seconds of each deployment phase")
+    parser.add_argument("--repeat", type=int, default=0,
+                        help="runs per size (default: 3 below 20,000 elements, else 1)")
+    args = parser.parse_args(argv)
+    sizes = sorted(args.sizes)
+    print("nepi mock benchmark (in-process), Python %s; wall seconds [CPU seconds]"
+          % sys.version.split()[0])
+    results = {}
     for n in sizes:
-        t = time.perf_counter()
-        exp = build_design(n)
-        build = time.perf_counter() - t
-        t = time.perf_counter()
-        xml = exp.to_xml()
-        to_xml = time.perf_counter() - t
-        runs = [run_once(xml, n) for _ in range(REPEATS.get(n, 3))]
-        # the run with the median engine total represents the size
-        runs.sort(key=lambda r: r[0]["engine total"])
-        timings, phases = runs[len(runs) // 2]
-        totals[n] = timings["engine total"]
+        repeat = args.repeat or (3 if n < 20000 else 1)
+        timings, phases = median_run([run_once(n) for _ in range(repeat)])
+        results[n] = timings
         print()
-        print("== %d elements (%d runs, median shown)" % (n, len(runs)))
-        print("  %-34s %s" % ("build design (not engine)", fmt(build)))
-        print("  %-34s %s" % ("to_xml (not engine)", fmt(to_xml)))
-        for name in ("construct (parse + validate)",):
-            print("  %-34s %s" % (name, fmt(timings[name])))
-        print("  start, per phase:")
-        for phase, seconds in phases.items():
-            print("    %-32s %s" % (phase, fmt(seconds)))
-        for name in ("start (all phases)", "stop", "shutdown", "engine total"):
-            print("  %-34s %s" % (name, fmt(timings[name])))
-        print("  %-34s %10.0f elements/s (deploy: construct + start)"
-              % ("throughput", n / (timings["construct (parse + validate)"]
-                                    + timings["start (all phases)"])))
-        print("  %-34s %10.0f elements/s (engine total)" % ("", n / timings["engine total"]))
-    if 1000 in totals and 5000 in totals:
-        ratio = totals[5000] / totals[1000]
+        print("== %d elements (%d run%s%s)" % (n, repeat, "s" if repeat > 1 else "",
+                                               ", median shown" if repeat > 1 else ""))
+        print("  %-24s %9s %9s %13s" % ("", "total s", "[CPU s]", "per element"))
+        for step in STEPS + ("deploy + shutdown",):
+            wall, cpu = engine_sum(timings) if step == "deploy + shutdown" else timings[step]
+            print("  %-24s %9.3f [%7.3f] %10.1f us" % (step, wall, cpu,
+                                                      per_element_us(wall, n)))
+        if args.phases:
+            print("  deployment phases:")
+            for phase, seconds in phases.items():
+                print("    %-30s %8.3f s" % (phase, seconds))
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
         print()
-        print("ratio engine time 5,000 / 1,000 elements: %.2f (target <= %.1f: %s)"
+        print("per-element ratio %d / %d elements (1.0 = linear):" % (large, small))
+        for step in STEPS + ("deploy + shutdown",):
+            pick = engine_sum if step == "deploy + shutdown" else (lambda t, s=step: t[s])
+            (wl, cl), (ws, cs) = pick(results[large]), pick(results[small])
+            print("  %-24s %6.2f [%5.2f]" % (step, (wl / large) / (ws / small),
+                                              (cl / large) / (cs / small)))
+        wl, ws = engine_sum(results[large])[0], engine_sum(results[small])[0]
+        ratio = (wl / large) / (ws / small)
+        print("deploy + shutdown ratio %.2f (target <= %.1f: %s)"
               % (ratio, TARGET_RATIO, "met" if ratio <= TARGET_RATIO else "NOT met"))
+    largest = sizes[-1]
+    trip = sum(results[largest][s][0] for s in ("XML write", "XML read"))
+    print("XML round trip at %d elements: %.3f s (target <= %.1f s: %s)"
+          % (largest, trip, TARGET_ROUND_TRIP, "met" if trip <= TARGET_ROUND_TRIP else
+             "NOT met"))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

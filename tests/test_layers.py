@@ -19,7 +19,7 @@ LAYERS = [
     (0, ["nepi", "nepi.errors", "nepi.util", "nepi.util.constants", "nepi.util.environ",
          "nepi.util.files", "nepi.util.graphical_info", "nepi.util.guid", "nepi.util.logfile",
          "nepi.util.netrefs", "nepi.util.rootdirs", "nepi.util.tags", "nepi.util.validation",
-         "nepi.util.tunchannel", "nepi.util.rootfiles"]),
+         "nepi.util.tunchannel", "nepi.util.rootfiles", "nepi.util.gcpause"]),
     (1, ["nepi.core", "nepi.core.attributes", "nepi.core.connector", "nepi.core.factory",
          "nepi.core.metadata"]),
     (2, ["nepi.util.parser."]),

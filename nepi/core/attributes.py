@@ -96,6 +96,12 @@ class Attribute:
 
     value = property(get_value, set_value)
 
+    def _set_checked(self, value: Any) -> None:
+        """set_value for a value already found valid for this attribute (a design loaded
+        after nepi.core.checks judged every value of it)."""
+        self._value = self.coerce(value)
+        self._modified = True
+
     def coerce(self, value: Any) -> Any:
         """Widen an int to float for DOUBLE attributes; nothing else is converted."""
         if self._type == Attribute.DOUBLE and isinstance(value, int) \
@@ -130,18 +136,16 @@ class Attribute:
         """None if valid, else what was expected. A lone netref is valid for any type."""
         if is_single_netref(value):
             return None
-        expected = "expected " + self.expectation()
-        if not self._type_matches(value):
-            return expected
-        if self._range:
+        ok = self._type_matches(value)
+        if ok and self._range:
             try:
-                if not (self._range[0] <= value <= self._range[1]):
-                    return expected
+                ok = self._range[0] <= value <= self._range[1]
             except TypeError:
-                return expected
-        if self._allowed and value not in self._allowed:
-            return expected
-        if self._validation_function is not None:
+                ok = False
+        if ok and self._allowed and value not in self._allowed:
+            ok = False
+        detail = None
+        if ok and self._validation_function is not None:
             try:
                 ok = self._validation_function(self, value)
             except Exception as e:   # a validator that cannot judge a value refuses it
@@ -152,8 +156,12 @@ class Attribute:
                 # a validator may say what exactly is wrong with this value
                 problem = getattr(self._validation_function, "problem", None)
                 detail = problem(value) if problem is not None else None
-                return "%s (%s)" % (expected, detail) if detail else expected
-        return None
+        if ok:
+            return None
+        # the sentence is made only for a refused value: checking a design calls this once
+        # per value, and the words cost more than the check
+        expected = "expected " + self.expectation()
+        return "%s (%s)" % (expected, detail) if detail else expected
 
     def _type_matches(self, value: Any) -> bool:
         t = self._type
@@ -176,14 +184,45 @@ class Attribute:
 
 
 class AttributesMap:
-    """An ordered set of attributes (declaration order), with NEPI 2's accessors."""
+    """An ordered set of attributes (declaration order), with NEPI 2's accessors.
+
+    A map may start with another's attributes shared (_share): each is copied the first
+    time it could change (_own), that is when it is set or handed out as an object."""
+
+    _templates: Optional[Dict[str, Attribute]] = None   # see _share
 
     def __init__(self) -> None:
         self._attributes: Dict[str, Attribute] = {}
 
     @property
     def attributes(self) -> List[Attribute]:
-        return list(self._attributes.values())
+        if self._templates is None:
+            return list(self._attributes.values())
+        return [self._own(name) for name in list(self._attributes)]
+
+    def _share(self, templates: "AttributesMap") -> None:
+        """Add the attributes of ``templates`` (which must not change any more), shared
+        until each is changed: most of the thousands of boxes of a factory keep most of
+        its defaults, and copying every attribute of every box was most of its cost."""
+        self._attributes.update(templates._attributes)
+        self._templates = templates._attributes
+
+    def _own(self, name: str) -> Attribute:
+        """The attribute ``name``, this map's own copy if it was shared."""
+        attr = self._attributes[name]
+        if self._templates is not None and self._templates.get(name) is attr:
+            attr = self._attributes[name] = attr.copy(attr.value)
+        return attr
+
+    def _attribute_objects(self):
+        """Every attribute, in order, shared ones included: for reading only."""
+        return self._attributes.values()
+
+    def _values_to_save(self, flag: int = Attribute.NoDefaultValue) -> List[tuple]:
+        """(name, value) of the attributes changed or flagged ``flag``: what a design
+        records of a box (flag NoDefaultValue), and of its factory (flag Metadata)."""
+        return [(a._name, a._value) for a in self._attributes.values()
+                if a._modified or a._flags & flag]
 
     def _attributes_owner(self) -> str:
         """How error messages name the holder of these attributes."""
@@ -208,9 +247,13 @@ class AttributesMap:
                            % (self._attributes_owner(), brief(name),
                               ", ".join(sorted(self._attributes)) or "none"))
         try:
-            self._attributes[name].set_value(value)
+            self._own(name).set_value(value)
         except AttributeValueError as e:
             raise AttributeValueError("%s: %s" % (self._attributes_owner(), e)) from None
+
+    def _set_checked_value(self, name: str, value: Any) -> None:
+        """set_attribute_value for a value already found valid (see Attribute)."""
+        self._own(name)._set_checked(value)
 
     def get_attribute_value(self, name: str) -> Any:
         return self._get(name).value
@@ -271,7 +314,8 @@ class AttributesMap:
         self._attributes[attr.name] = attr
 
     def get_attribute(self, name: str) -> Attribute:
-        return self._get(name)
+        self._get(name)
+        return self._own(name)
 
     def del_attribute(self, name: str) -> None:
         del self._attributes[name]
@@ -281,3 +325,4 @@ class AttributesMap:
 
     def destroy(self) -> None:
         self._attributes = {}
+        self._templates = None

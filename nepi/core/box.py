@@ -13,7 +13,7 @@ from nepi.core.factory import Factory
 from nepi.errors import brief
 from nepi.util import validation
 from nepi.util.graphical_info import GraphicalInfo
-from nepi.util.tags import Taggable
+from nepi.util.tags import ALLOW_ADDRESSES, ALLOW_ROUTES, HAS_ADDRESSES, HAS_ROUTES, Taggable
 
 
 class Connector:
@@ -66,6 +66,11 @@ class Connector:
         reason = self._refusal(connector) or connector._refusal(self)
         if reason:
             raise RuntimeError("Could not connect. %s to %s: %s" % (self, connector, reason))
+        self._link(connector)
+
+    def _link(self, connector: "Connector") -> None:
+        """connect() for a connection already found valid (a design loaded after
+        nepi.core.checks judged its connections)."""
         self._connections.append(connector)
         connector._connections.append(self)
 
@@ -151,24 +156,21 @@ class Box(AttributesMap, Taggable):
                  factory_attributes: Optional[Dict[str, Any]] = None) -> None:
         AttributesMap.__init__(self)
         Taggable.__init__(self)
+        self._tags.extend(factory.tags)
         self._guid = guid
         self._factory_id = factory.factory_id
         self._testbed_guid = testbed_guid
         self._container = container
         self.graphical_info = GraphicalInfo()
-        self._connectors = {ct.name: Connector(self, ct) for ct in factory.connector_types}
+        self._connectors = {name: Connector(self, ct)
+                            for name, ct in factory._connector_type_items()}
         self._traces = {name: Trace(name, help, enabled)
-                        for (name, help, enabled) in factory.traces}
-        for tag in factory.tags:
-            self.add_tag(tag)
-        for attr in factory.box_attributes.attributes:
-            self._add_attribute_object(attr.copy(attr.value))
-        self._factory_attributes: Dict[str, Any] = {}
-        for attr in factory.attributes:
-            if attr.modified or attr.is_metadata:
-                self._factory_attributes[attr.name] = attr.value
-        for name, value in (factory_attributes or {}).items():
-            self._factory_attributes[name] = value
+                        for (name, help, enabled) in factory.traces} if factory.traces else {}
+        self._share(factory.box_attributes)
+        self._factory_attributes: Dict[str, Any] = dict(
+            factory._values_to_save(Attribute.Metadata))
+        if factory_attributes:
+            self._factory_attributes.update(factory_attributes)
 
     guid = property(lambda self: self._guid)
     factory_id = property(lambda self: self._factory_id)
@@ -204,6 +206,16 @@ class Box(AttributesMap, Taggable):
     @property
     def traces(self) -> List[Trace]:
         return list(self._traces.values())
+
+    def _connection_records(self) -> List[tuple]:
+        """(connector, peer guid, peer connector) of every connection, in connector
+        order: what a design records of them."""
+        return [(name, peer._box._guid, peer._connector_type.name)
+                for name, connector in self._connectors.items()
+                for peer in connector._connections]
+
+    def _enabled_traces(self) -> List[str]:
+        return [name for name, trace in self._traces.items() if trace._enabled]
 
     @property
     def traces_list(self) -> List[str]:
@@ -307,8 +319,9 @@ _box_classes: Dict[str, type] = {"--": Box}
 def box_class(factory: Factory) -> type:
     """The class of the boxes ``factory`` makes: Box plus the address and route mixins its
     tags ask for (one class per combination, shared by all factories)."""
-    key = ("w" if factory.allow_addresses else "r" if factory.has_addresses else "-") + \
-          ("w" if factory.allow_routes else "r" if factory.has_routes else "-")
+    tags = factory.tags
+    key = ("w" if ALLOW_ADDRESSES in tags else "r" if HAS_ADDRESSES in tags else "-") + \
+          ("w" if ALLOW_ROUTES in tags else "r" if HAS_ROUTES in tags else "-")
     cls = _box_classes.get(key)
     if cls is None:
         mixins = [m for m in (_ADDRESS_MIXINS.get(key[0]), _ROUTE_MIXINS.get(key[1])) if m]

@@ -16,6 +16,7 @@ from nepi.core.tunnels import deliver_link_keys
 from nepi.errors import DeploymentError
 from nepi.util import netrefs
 from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.gcpause import gc_paused
 from nepi.util.tunchannel import OWN_HOST, PEER_HOST
 
 _logger = logging.getLogger("nepi.core.execute")
@@ -70,6 +71,7 @@ class CrossConnections:
             _logger.debug("netref %s of element %d not answered yet: %s", ref, guid, e)
             return None
 
+    @gc_paused()
     def _resolve_dynamic(self, final: bool, only=None) -> None:
         resolver = self._resolver
         for guid, location, value in resolver.resolve(self._dynamic_getter, only):
@@ -95,6 +97,7 @@ class CrossConnections:
         self._parallel("program_cross", list(calls),
                        lambda g: self._testbeds[g].program(calls[g]))
 
+    @gc_paused()
     def _cross_connection_calls(self, testbed_guids: List[int]) -> Dict[int, List[list]]:
         """testbed guid -> the defer_cross_connect calls of its side of each connection."""
         data = self._data

@@ -17,7 +17,6 @@ manifest as it begins (meta "deploy_phase") and as each testbed completes it
 """
 
 import concurrent.futures
-import copy
 import logging
 import os
 from typing import Any, Callable, Dict, List, Optional
@@ -29,6 +28,7 @@ from nepi.core.netref_resolution import NetrefResolver
 from nepi.errors import ControllerUnreachableError, DeploymentError, NepiError
 from nepi.util import netrefs, rootfiles
 from nepi.util.constants import DeploymentConfiguration as DC
+from nepi.util.gcpause import gc_paused
 from nepi.util.rootdirs import resolve_testbed_root
 
 # Phases before cross-connection, run on every testbed of a creation round.
@@ -95,13 +95,14 @@ class Deployment:
 
     def _deploy(self) -> None:
         self._prelaunch_daemons()
-        data = copy.deepcopy(self._design_data)
-        self._data = data
-        for guid in data.box_guids():
-            self._guid_testbed[guid] = data.get_box_data(guid)[0]
-        resolver = NetrefResolver(data, self._attribute_type)
-        self._resolver = resolver
-        resolver.resolve(resolver.static_getter)
+        with gc_paused():
+            data = self._design_data.copy()
+            self._data = data
+            for guid in data.box_guids():
+                self._guid_testbed[guid] = data.get_box_data(guid)[0]
+            resolver = NetrefResolver(data, self._attribute_type)
+            self._resolver = resolver
+            resolver.resolve(resolver.static_getter)
         self._deploy_rounds(data.testbed_guids())
         self._resolve_dynamic(final=False)
         all_guids = self._all_testbed_guids()
@@ -407,6 +408,7 @@ class Deployment:
 
     # -- programming ----------------------------------------------------------------------
 
+    @gc_paused()
     def _program_testbed(self, testbed_guid: int) -> None:
         self._testbeds[testbed_guid].program(self._programming_calls(testbed_guid))
 

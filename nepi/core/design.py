@@ -18,6 +18,7 @@ from nepi.util.graphical_info import GraphicalInfo
 from nepi.util.guid import GuidGenerator
 from nepi.util.netrefs import ADDRESS_FIELDS, ROUTE_FIELDS
 from nepi.util.parser._xml import XmlExperimentParser
+from nepi.util.gcpause import gc_paused
 from nepi.util.parser.base import ExperimentData
 
 __all__ = ["Address", "AddressableMixin", "Box", "Connector", "ExperimentDescription",
@@ -116,6 +117,7 @@ class ExperimentDescription:
                     return box
         return None
 
+    @gc_paused()
     def to_data(self) -> ExperimentData:
         """This design as ExperimentData (what is written to XML)."""
         data = ExperimentData()
@@ -127,6 +129,7 @@ class ExperimentDescription:
                 _box_to_data(data, tbd.guid, box)
         return data
 
+    @gc_paused()
     def load_data(self, data: ExperimentData) -> None:
         """Add the content of ``data`` (guids preserved), unless check_data finds it a
         blocking problem: then raise DesignError listing them all."""
@@ -140,21 +143,28 @@ class ExperimentDescription:
             _common_from_data(data, guid, tbd)
         for guid in data.box_guids():
             testbed_guid, factory_id = data.get_box_data(guid)
-            box = self.testbed_description(testbed_guid).create(
+            box = self._testbed_descriptions[testbed_guid].create(
                 factory_id, guid, dict(data.get_factory_attribute_data(guid)))
             _common_from_data(data, guid, box)
             _box_from_data(data, box)
             boxes[guid] = box
+        # check_data found every connection valid: each is linked once, from either end
         for guid, box in boxes.items():
-            for (connector, other_guid, other_connector) in data.get_connection_data(guid):
+            connections = data.data[guid].get("connections")
+            if not connections:
+                continue
+            for connector, peers in connections.items():
                 mine = box.connector(connector)
-                other = boxes[other_guid].connector(other_connector)
-                if not mine.is_connected(other):
-                    mine.connect(other)
+                for other_guid, other_connector in peers.items():
+                    other = boxes[other_guid].connector(other_connector)
+                    if not mine.is_connected(other):
+                        mine._link(other)
 
+    @gc_paused()
     def to_xml(self) -> str:
         return XmlExperimentParser().data_to_xml(self.to_data())
 
+    @gc_paused()
     def from_xml(self, xml: Union[str, bytes]) -> None:
         """Add the content of a design XML (str or bytes); guids are preserved."""
         self.load_data(XmlExperimentParser().from_xml_to_data(xml))
@@ -181,24 +191,21 @@ def _position_to_data(data: ExperimentData, guid: int, element) -> None:
 
 def _attributes_to_data(data: ExperimentData, guid: int, amap: AttributesMap) -> None:
     """The attributes worth saving: changed ones, and those without a default."""
-    for attr in amap.attributes:
-        if attr.modified or attr.has_no_default_value:
-            data.add_attribute_data(guid, attr.name, attr.value)
+    for name, value in amap._values_to_save():
+        data.add_attribute_data(guid, name, value)
 
 
 def _box_to_data(data: ExperimentData, testbed_guid: int, box: Box) -> None:
-    data.add_box_data(box.guid, testbed_guid, box.factory_id)
-    _position_to_data(data, box.guid, box)
+    guid = box.guid
+    data.add_box_data(guid, testbed_guid, box.factory_id)
+    _position_to_data(data, guid, box)
     for name, value in box.factory_attributes.items():
-        data.add_factory_attribute_data(box.guid, name, value)
-    _attributes_to_data(data, box.guid, box)
-    for trace in box.traces:
-        if trace.enabled:
-            data.add_trace_data(box.guid, trace.name)
-    for connector in box.connectors:
-        for peer in connector.connections:
-            data.add_connection_data(box.guid, connector.connector_type.name,
-                                     peer.box.guid, peer.connector_type.name)
+        data.add_factory_attribute_data(guid, name, value)
+    _attributes_to_data(data, guid, box)
+    for name in box._enabled_traces():
+        data.add_trace_data(guid, name)
+    for connector, other_guid, other_connector in box._connection_records():
+        data.add_connection_data(guid, connector, other_guid, other_connector)
     for addr in getattr(box, "addresses", []):
         broadcast = addr.get_attribute_value("Broadcast") \
             if addr.is_attribute_modified("Broadcast") else None
@@ -209,23 +216,31 @@ def _box_to_data(data: ExperimentData, testbed_guid: int, box: Box) -> None:
 
 
 def _common_from_data(data: ExperimentData, guid: int, element) -> None:
-    """Position and attributes of a testbed description or a box."""
-    gi = element.graphical_info
-    gi.x, gi.y, gi.width, gi.height = data.get_graphical_info_data(guid)
-    for name, value in data.get_attribute_data(guid):
-        if value is not None:
-            element.set_attribute_value(name, value)
+    """Position and attributes of a testbed description or a box (values check_data
+    found valid)."""
+    entry = data.data[guid]
+    if entry.get("graphical_info"):
+        gi = element.graphical_info
+        gi.x, gi.y, gi.width, gi.height = data.get_graphical_info_data(guid)
+    attrs = entry.get("attributes")
+    if attrs:
+        for name, value in attrs.items():
+            if value is not None:
+                element._set_checked_value(name, value)
 
 
 def _box_from_data(data: ExperimentData, box: Box) -> None:
-    for name in data.get_trace_data(box.guid):
+    entry = data.data[box.guid]
+    for name in entry.get("traces", ()):
         box.enable_trace(name)
-    for (address, netprefix, broadcast) in data.get_address_data(box.guid):
-        # an empty Address or Broadcast stands for none
-        _set_fields(box.add_address(), ADDRESS_FIELDS, (address or None, netprefix,
-                                                        broadcast or None))
-    for fields in data.get_route_data(box.guid):
-        _set_fields(box.add_route(), ROUTE_FIELDS, fields)
+    if entry.get("addresses"):
+        for (address, netprefix, broadcast) in data.get_address_data(box.guid):
+            # an empty Address or Broadcast stands for none
+            _set_fields(box.add_address(), ADDRESS_FIELDS, (address or None, netprefix,
+                                                            broadcast or None))
+    if entry.get("routes"):
+        for fields in data.get_route_data(box.guid):
+            _set_fields(box.add_route(), ROUTE_FIELDS, fields)
 
 
 def _set_fields(amap: AttributesMap, names, values) -> None:

@@ -38,6 +38,7 @@ from nepi.util.constants import ApplicationStatus as AS
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
 from nepi.util.parser._xml import XmlExperimentParser
+from nepi.util.gcpause import gc_paused
 from nepi.util.rootfiles import DEPLOYMENT_JSON, DESIGN_XML, EXECUTE_XML
 
 __all__ = ["DEPLOYMENT_JSON", "DESIGN_XML", "EXECUTE_XML", "SETUP_PHASES",
@@ -73,10 +74,11 @@ class ExperimentController(Deployment, CrossConnections, Persistence, Recovery,
             if isinstance(experiment_xml, bytes):
                 experiment_xml = experiment_xml.decode("utf-8")
             self._design_xml = experiment_xml
-        design_data = self._parser.from_xml_to_data(self._design_xml, source=DESIGN_XML)
-        problems = check_data(design_data) or \
-            check_testbed_roots(design_data, self._testbed_root) or \
-            check_ssh_targets(design_data)
+        with gc_paused():     # parse and check as one bulk job (see gc_paused)
+            design_data = self._parser.from_xml_to_data(self._design_xml, source=DESIGN_XML)
+            problems = check_data(design_data) or \
+                check_testbed_roots(design_data, self._testbed_root) or \
+                check_ssh_targets(design_data)
         if problems:
             raise DesignError(problems)
         self._design_data = design_data

@@ -58,6 +58,16 @@ class Factory(AttributesMap, Taggable):
     def connector_type(self, name: str):
         return self._connector_types[name]
 
+    def _connector_type_items(self):
+        """(name, connector type) of each, in order: for reading only."""
+        return self._connector_types.items()
+
+    def has_connector_type(self, name) -> bool:
+        try:
+            return name in self._connector_types
+        except TypeError:     # a name that cannot be a key names no connector
+            return False
+
     def add_connector_type(self, connector_type) -> None:
         self._connector_types[connector_type.name] = connector_type
 

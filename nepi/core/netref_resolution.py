@@ -53,6 +53,8 @@ class NetrefResolver:
             label = data.get_attribute_data(guid, "label")
             if isinstance(label, str) and label:
                 self.labels.setdefault(label, guid)
+        # guids that may still hold netrefs, once pending() has looked at every one
+        self._holders: Optional[set] = None
 
     def target(self, ref: netrefs.Netref) -> Optional[int]:
         if ref.guid is not None:
@@ -64,21 +66,30 @@ class NetrefResolver:
     def pending(self) -> List[Tuple[int, str, Any]]:
         """(guid, location, value) of every value that still contains a netref.
 
-        location is an attribute name, or ("addr", i, field) / ("route", i, field)."""
+        location is an attribute name, or ("addr", i, field) / ("route", i, field).
+        After the first call only the elements that still held netrefs are looked at:
+        values change through store() only, which keeps track (deploying calls this
+        several times, and most elements of a large design hold no netref)."""
         found = []
-        for guid in self.data.sorted_guids():
-            for name, value in self.data.get_attribute_data(guid):
-                if netrefs.has_netref(value):
-                    found.append((guid, name, value))
-            if self.data.is_box_data(guid):
-                for i, entry in enumerate(self.data.data[guid].get("addresses", [])):
+        data = self.data.data
+        guids = self.data.sorted_guids() if self._holders is None else sorted(self._holders)
+        for guid in guids:
+            entry = data[guid]
+            attrs = entry.get("attributes")
+            if attrs:
+                for name, value in attrs.items():
+                    if netrefs.has_netref(value):
+                        found.append((guid, name, value))
+            if "factory_id" in entry:
+                for i, address in enumerate(entry.get("addresses", [])):
                     for field in netrefs.ADDRESS_FIELDS:
-                        if netrefs.has_netref(entry.get(field)):
-                            found.append((guid, ("addr", i, field), entry[field]))
-                for i, entry in enumerate(self.data.data[guid].get("routes", [])):
+                        if netrefs.has_netref(address.get(field)):
+                            found.append((guid, ("addr", i, field), address[field]))
+                for i, route in enumerate(entry.get("routes", [])):
                     for field in netrefs.ROUTE_FIELDS:
-                        if netrefs.has_netref(entry.get(field)):
-                            found.append((guid, ("route", i, field), entry[field]))
+                        if netrefs.has_netref(route.get(field)):
+                            found.append((guid, ("route", i, field), route[field]))
+        self._holders = {guid for guid, _, _ in found}
         return found
 
     def store(self, guid: int, location, value: Any) -> None:
@@ -88,6 +99,8 @@ class NetrefResolver:
             self.data.data[guid][section][index][field] = value
         else:
             self.data.add_attribute_data(guid, location, value)
+        if self._holders is not None and netrefs.has_netref(value):
+            self._holders.add(guid)
 
     # -- substitution -------------------------------------------------------------------
 

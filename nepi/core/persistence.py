@@ -6,7 +6,6 @@ Also what is checked when a design is loaded into a root dir, beyond the design 
 where its testbeds may keep their files, and what may reach ssh's command line.
 """
 
-import copy
 import os
 from typing import Any, Callable, Dict, List, Optional
 
@@ -17,6 +16,7 @@ from nepi.errors import Problem, brief
 from nepi.util import netrefs, validation
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.files import read_json, write_atomic, write_json_atomic
+from nepi.util.gcpause import gc_paused
 from nepi.util.rootdirs import normalise_allowed
 from nepi.util.rootfiles import DEPLOYMENT_JSON, EXECUTE_XML
 
@@ -133,7 +133,7 @@ def execute_data(data, testbeds: Dict[int, Any], testbed_guids: List[int],
                  configs: Dict[int, AccessConfiguration]):
     """A copy of ``data`` with every value the running experiment has: each testbed's
     deployment values and what its controller reports as set (resolved, generated)."""
-    data = copy.deepcopy(data)
+    data = data.copy()
     for testbed_guid in testbed_guids:
         testbed_id = data.get_testbed_data(testbed_guid)[0]
         for name, value in configs[testbed_guid].to_dict().items():
@@ -168,6 +168,7 @@ class Persistence:
             raise KeyError("testbed %d has no deployment configuration" % testbed_guid)
         return config.to_dict()
 
+    @gc_paused()
     def _persist_execute_xml(self) -> None:
         """Design + every value the running experiment has (resolved, testbed-generated)."""
         data = execute_data(self._data, self._testbeds, self._all_testbed_guids(),

@@ -8,6 +8,7 @@ calls that happen once per element, so a remote testbed costs one round trip per
 from typing import Any, Dict, List, Optional
 
 from nepi.util.constants import TIME_NOW
+from nepi.util.gcpause import gc_paused
 
 # Methods ``program`` accepts, in the order the experiment controller issues them.
 PROGRAMMING_METHODS = ("defer_configure", "defer_create", "defer_create_set",
@@ -67,14 +68,20 @@ class TestbedController:
                         metric: int = 0, device: Optional[str] = None) -> None:
         raise NotImplementedError
 
+    @gc_paused()
     def program(self, calls: List[list]) -> None:
         """Run a batch of ``[method_name, arg, ...]`` programming calls in order."""
+        methods: Dict[Any, Any] = {}     # a batch holds a call or more per element
         for call in calls:
             name = call[0]
-            if name not in PROGRAMMING_METHODS:
-                raise ValueError("%r is not a programming call (expected one of %s)"
-                                 % (name, ", ".join(PROGRAMMING_METHODS)))
-            getattr(self, name)(*call[1:])
+            try:
+                method = methods[name]
+            except (KeyError, TypeError):
+                if name not in PROGRAMMING_METHODS:
+                    raise ValueError("%r is not a programming call (expected one of %s)"
+                                     % (name, ", ".join(PROGRAMMING_METHODS))) from None
+                method = methods[name] = getattr(self, name)
+            method(*call[1:])
 
     # phases
     def do_setup(self) -> None:

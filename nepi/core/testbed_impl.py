@@ -20,6 +20,7 @@ from nepi.errors import DeploymentError, brief
 from nepi.util.constants import CONNECTION_DELAY, TIME_NOW
 from nepi.util.constants import DeploymentConfiguration as DC
 from nepi.util.constants import TestbedStatus as TS
+from nepi.util.gcpause import gc_paused
 
 # How long connection functions may keep asking to be retried (CONNECTION_DELAY).
 CONNECTION_RETRY_SECONDS = 60.0
@@ -120,6 +121,7 @@ class TestbedController(Programming, Runtime, testbed_api.TestbedController):
                                % (self._testbed_id, guid, factory_id, phase, exc),
                                guid=guid, phase=phase)
 
+    @gc_paused()      # a phase goes through every element (see gc_paused)
     def _do_in_factory_order(self, phase: str, action: str, order: list,
                              postaction=None, poststep=None) -> None:
         by_factory: Dict[str, List[int]] = {}
@@ -171,6 +173,7 @@ class TestbedController(Programming, Runtime, testbed_api.TestbedController):
                                   postaction=self._apply_create_set)
         self._status = TS.STATUS_CREATED
 
+    @gc_paused()
     def _do_connect(self, init: bool) -> None:
         phase = "connect_init" if init else "connect_compl"
         pending = []

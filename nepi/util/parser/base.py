@@ -1,6 +1,23 @@
 """ExperimentData: the neutral form shared by the design layer, the XML and the engine."""
 
+import copy
+import marshal
 from typing import Any, Dict, List, Optional, Tuple
+
+# Values a design holds (what the XML can store): copied by reference.
+_ATOMIC = frozenset((str, int, float, bool, type(None)))
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a value of ExperimentData: dicts and lists are copied, atomic values
+    shared, anything else (data built in code) deep-copied."""
+    t = type(value)
+    if t is dict:
+        return {k: v if type(v) in _ATOMIC else _copy(v) for k, v in value.items()}
+    if t is list:
+        return [v if type(v) in _ATOMIC else _copy(v) for v in value]
+    if t in _ATOMIC:
+        return value
+    return copy.deepcopy(value)
 
 
 class ExperimentData:
@@ -14,6 +31,22 @@ class ExperimentData:
     @property
     def guids(self) -> List[int]:
         return list(self.data)
+
+    def copy(self) -> "ExperimentData":
+        """A deep copy, as copy.deepcopy makes it but an order of magnitude faster (the
+        engine copies the design to deploy it and to write the execute XML)."""
+        new = copy.copy(self)      # keeps the class and any other attribute
+        try:
+            # marshal copies exactly the types XML values have, in C; it refuses others
+            new.data = marshal.loads(marshal.dumps(self.data))
+        except ValueError:
+            new.data = _copy(self.data)
+        new.lines = dict(self.lines)
+        return new
+
+    def __deepcopy__(self, memo) -> "ExperimentData":
+        new = memo[id(self)] = self.copy()
+        return new
 
     def sorted_guids(self) -> List[int]:
         return sorted(self.data)
@@ -56,6 +89,8 @@ class ExperimentData:
         Left out (nepi.core.checks reports them): records naming no element or the element
         itself, and those between two elements whose records disagree, each recording a
         connection with the other that the other does not record."""
+        if self._connections_mutual():
+            return []
         recorded: Dict[Tuple[int, int], Dict[int, set]] = {}
         for guid in self.box_guids():
             for connector, other_guid, other_connector in self.get_connection_data(guid):
@@ -79,6 +114,26 @@ class ExperimentData:
             for (_, low_connector), (_, high_connector) in on_high - on_low:
                 missing.append((low, low_connector, high, high_connector))
         return sorted(missing, key=lambda m: (m[0], m[2], str(m[1]), str(m[3])))
+
+    def _connections_mutual(self) -> bool:
+        """True if every record naming another element is recorded on that element too:
+        then none is one-sided. One pass, for the usual case (NEPI 2 writes both ends)."""
+        data = self.data
+        for guid, entry in data.items():
+            if "factory_id" not in entry:
+                continue
+            for connector, peers in entry.get("connections", {}).items():
+                for other_guid, other_connector in peers.items():
+                    other = data.get(other_guid)
+                    if other_guid == guid or other is None or "factory_id" not in other:
+                        continue
+                    try:
+                        back = other.get("connections", {}).get(other_connector)
+                    except TypeError:    # data built in code with odd connector names
+                        continue
+                    if back is None or back.get(guid) != connector:
+                        return False
+        return True
 
     def complete_connections(self) -> List[Tuple[int, str, int, str]]:
         """Record on both ends each connection recorded on one end only (see
@@ -154,11 +209,15 @@ class ExperimentData:
                 for r in self.data[guid].get("routes", [])]
 
     def testbed_guids(self) -> List[int]:
-        return [g for g in self.sorted_guids() if self.is_testbed_data(g)]
+        data = self.data
+        return [g for g in sorted(data) if "testbed_id" in data[g]]
 
     def box_guids(self, testbed_guid: Optional[int] = None) -> List[int]:
-        return [g for g in self.sorted_guids() if self.is_box_data(g)
-                and (testbed_guid is None or self.data[g]["testbed_guid"] == testbed_guid)]
+        data = self.data
+        if testbed_guid is None:
+            return [g for g in sorted(data) if "factory_id" in data[g]]
+        return [g for g in sorted(data) if "factory_id" in data[g]
+                and data[g]["testbed_guid"] == testbed_guid]
 
 
 class ExperimentParser:
