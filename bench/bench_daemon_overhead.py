@@ -210,6 +210,8 @@ def small_netns_design(path):
 
 
 def nepid_run_trial(design, env):
+    """Seconds of `nepid run` and of `nepid stop`. nepid is stopped (its testbed daemon's
+    namespaces removed) before the root dir is, also when the run failed."""
     root = tempfile.mkdtemp(prefix="nepi-bench-")
     nepid = [sys.executable, "-m", "nepi.cli.nepid_cmd"]
     try:
@@ -217,15 +219,17 @@ def nepid_run_trial(design, env):
         run = subprocess.run(nepid + ["run", "-q", "--root-dir", root, design],
                              capture_output=True, text=True, env=env)
         elapsed = time.perf_counter() - t0
+    finally:
         t1 = time.perf_counter()
         stop = subprocess.run(nepid + ["stop", "--root-dir", root],
                               capture_output=True, text=True, env=env)
         stopped = time.perf_counter() - t1
-        if run.returncode or stop.returncode:
-            raise RuntimeError("nepid run/stop failed: %s%s" % (run.stderr, stop.stderr))
-        return elapsed, stopped
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if stop.returncode == 0:
+            shutil.rmtree(root, ignore_errors=True)
+    if run.returncode or stop.returncode:
+        raise RuntimeError("nepid run/stop failed (root dir %s kept for `nepid clean`): %s%s"
+                           % (root, run.stderr, stop.stderr))
+    return elapsed, stopped
 
 
 def nepid_run_section():
