@@ -93,6 +93,13 @@ def deploy(controllers, exp, root):
     return controller
 
 
+def deploy_error(controllers, exp, root) -> str:
+    """The message of the NepiError a deployment that must fail raises."""
+    with pytest.raises(NepiError) as raised:
+        deploy(controllers, exp, root)
+    return str(raised.value)
+
+
 def root_of(controller, testbed_guid=1):
     return controller.deployment_config(testbed_guid)[DC.ROOT_DIRECTORY]
 
@@ -361,13 +368,9 @@ def test_an_unreachable_host_at_deploy_is_named_and_nothing_is_left(sim_hosts, c
     dead = add_node(tb, nobody)
     for node in nodes + [dead]:
         add_app(tb, node, "sleep 300")
-    controller = proxy.create_experiment_controller(exp.to_xml(), config(tmp_path / "exp"))
-    controllers.append(controller)
     began = time.monotonic()
-    with pytest.raises(NepiError) as raised:
-        controller.start()
+    message = deploy_error(controllers, exp, tmp_path / "exp")
     assert time.monotonic() - began < 20
-    message = str(raised.value)
     assert nobody in message and "node %d" % dead.guid in message, message
     for host in sim.hosts:
         assert experiment_folders(sim, host) == []
@@ -552,11 +555,7 @@ def test_a_failed_build_names_host_and_element_and_is_rolled_back(sim_hosts, con
     exp, tb, nodes = make_design(sim)
     add_app(tb, nodes[0], "sleep 300", build="true")
     bad = add_app(tb, nodes[1], "true", build="echo compiling; echo oops >&2; exit 3")
-    controller = proxy.create_experiment_controller(exp.to_xml(), config(tmp_path / "exp"))
-    controllers.append(controller)
-    with pytest.raises(NepiError) as raised:
-        controller.start()
-    message = str(raised.value)
+    message = deploy_error(controllers, exp, tmp_path / "exp")
     assert "build of element %d (Application) failed" % bad.guid in message, message
     assert sim.hosts[1].address in message and "compiling" in message and "oops" in message
     for host in sim.hosts:
@@ -618,11 +617,7 @@ def test_missing_sources_are_named_before_any_host_is_touched(sim_hosts, control
     sim = sim_hosts(1)
     exp, tb, nodes = make_design(sim)
     app = add_app(tb, nodes[0], "true", sources=str(tmp_path / "nothing-here"))
-    controller = proxy.create_experiment_controller(exp.to_xml(), config(tmp_path / "exp"))
-    controllers.append(controller)
-    with pytest.raises(NepiError) as raised:
-        controller.start()
-    message = str(raised.value)
+    message = deploy_error(controllers, exp, tmp_path / "exp")
     assert "element %d (Application), attribute 'sources'" % app.guid in message, message
     assert experiment_folders(sim, sim.hosts[0]) == []
 

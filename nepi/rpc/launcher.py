@@ -39,17 +39,6 @@ def environment_from_setup(setup: Optional[str], base: Optional[Dict[str, str]] 
     return result
 
 
-def python_path_env(env: Dict[str, str]) -> Dict[str, str]:
-    """Make sure the daemon imports this same nepi."""
-    import nepi
-    here = os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__)))
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if here not in parts:
-        parts.append(here)
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    return env
-
-
 def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, str]] = None,
            timeout: float = READY_TIMEOUT, owner: Optional[str] = None) -> dict:
     """Start ``python -m nepi.rpc.daemon_main ROLE ...`` detached (forked from a preloaded
@@ -64,7 +53,7 @@ def launch(role: str, root_dir: str, args: List[str], env: Optional[Dict[str, st
         raise NepiError("a %s daemon is already running in %s" % (layout.name, root_dir))
     if os.path.exists(layout.record_file):
         os.unlink(layout.record_file)
-    env = python_path_env(dict(env if env is not None else os.environ))
+    env = zygote.python_path_env(dict(env if env is not None else os.environ))
     env[LAUNCHED_BY] = "%d:%r" % (os.getpid(), process_start_time(os.getpid()))
     argv = [role, "--root-dir", layout.root_dir] + list(args) + \
         (["--owner", owner] if owner else [])

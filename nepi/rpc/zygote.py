@@ -63,6 +63,23 @@ def single_threaded() -> bool:
         threading.current_thread() is threading.main_thread()
 
 
+def nepi_home() -> str:
+    """The directory this process's nepi package was imported from."""
+    import nepi
+    return os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__)))
+
+
+def python_path_env(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` with nepi's own directory on PYTHONPATH, so that a ``python -m`` daemon
+    imports this same nepi (an editable install finds it through an import hook that a
+    new interpreter with another environment may not have)."""
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if nepi_home() not in parts:
+        parts.append(nepi_home())
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    return env
+
+
 def _same_python(env: Dict[str, str]) -> bool:
     """Would ``python -m`` with ``env`` import, and configure at import (Pyro5 reads
     PYRO_* then), what this process has?"""
@@ -73,9 +90,8 @@ def _same_python(env: Dict[str, str]) -> bool:
     wanted = [p for p in there.pop("PYTHONPATH", "").split(os.pathsep) if p]
     # what this process imports from: sys.path ('' is the working directory) and where
     # nepi itself came from (an editable install finds it through an import hook)
-    import nepi
     on_path = {os.path.abspath(p or os.curdir) for p in sys.path}
-    on_path.add(os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__))))
+    on_path.add(nepi_home())
     return here == there and all(os.path.abspath(p) in on_path for p in wanted)
 
 
@@ -310,7 +326,7 @@ class Zygote:
             pid = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(owner), str(child_end.fileno())]
                 + list(first), pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL,
-                env=_own_python_env()).pid
+                env=python_path_env(dict(os.environ))).pid
         child_end.close()
         self.pid = pid
         self.owner = owner
@@ -362,17 +378,6 @@ class Zygote:
                 os.waitpid(self.pid, 0)
                 return
             time.sleep(0.002)
-
-
-def _own_python_env() -> Dict[str, str]:
-    """This environment, with nepi's own directory on PYTHONPATH (an editable install
-    finds nepi through an import hook that ``python -m`` may not have)."""
-    import nepi
-    env = dict(os.environ)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(nepi.__file__)))
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(parts + ([] if here in parts else [here]))
-    return env
 
 
 _zygote: Optional[Zygote] = None
